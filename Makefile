@@ -1,0 +1,27 @@
+# The two commands of the README. Each creates .venv if needed, installs the pinned
+# requirements and the course package, and fetches the pinned data and weights (cached in
+# $BERTBOOK_CACHE, default ~/.cache/bertbook) before it starts.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+
+.PHONY: book test install clean
+
+$(BIN)/activate:
+	$(PYTHON) -m venv $(VENV)
+
+install: $(BIN)/activate
+	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements.txt -e .
+	$(BIN)/python -m bertbook.assets fetch
+
+# Build the whole book into _build/html, executing every chapter (warnings are errors).
+book: install
+	$(BIN)/jupyter-book build . --all -W -n --keep-going
+
+# Run every test: package tests, grader tests, nbval over book/ and solutions/, and, when the
+# book has been built, the determinism and browser checks of the built book.
+test: install
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf _build

@@ -1,0 +1,110 @@
+"""The built book in a real browser: headless Chromium (Debian's) driven by Playwright.
+
+Every page loads without console errors, every image displays, math is typeset by the
+offline MathJax, notebook pages have Binder and Colab launch links to their own notebook, and
+no request leaves localhost."""
+import functools
+import http.server
+import shutil
+import threading
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+from bertbook import maint
+from conftest import ROOT, need_built_book
+
+pytestmark = pytest.mark.timeout(600)
+# What MathJax leaves where it typeset a formula (MathML output, or its HTML-CSS/SVG outputs).
+TYPESET = ".MathJax_MathML, .MathJax, .MathJax_Display, .MathJax_SVG"
+
+
+@pytest.fixture(scope="module")
+def site():
+    html = need_built_book()
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    handler = functools.partial(Quiet, directory=str(html))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield html, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    playwright = pytest.importorskip("playwright.sync_api")
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:
+        pytest.fail("Chromium is not installed (apt-get install chromium)")
+    with playwright.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=exe, args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+def _pages(html: Path) -> list[str]:
+    return sorted(str(p.relative_to(html)) for p in html.rglob("*.html")
+                  if not p.relative_to(html).parts[0].startswith("_"))
+
+
+def _visit(browser, base: str, page_path: str) -> dict:
+    page = browser.new_page()
+    errors, outside = [], []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("response", lambda r: errors.append(f"HTTP {r.status} for {r.url}") if r.status >= 400 else None)
+
+    def route(r):
+        host = urlparse(r.request.url).hostname
+        if host not in ("127.0.0.1", "localhost"):
+            outside.append(r.request.url)
+            return r.abort()
+        return r.continue_()
+
+    page.route("**/*", route)
+    page.goto(f"{base}/{page_path}", wait_until="networkidle")
+    info = {"errors": errors, "outside": outside}
+    info["broken_images"] = page.eval_on_selector_all(
+        "img", "els => els.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)")
+    info["has_math"] = page.eval_on_selector_all("span.math, div.math", "els => els.length") > 0
+    if info["has_math"]:
+        page.wait_for_function("() => window.MathJax && MathJax.Hub && MathJax.Hub.queue.pending === 0"
+                               f" && document.querySelectorAll('{TYPESET}').length > 0", timeout=30000)
+        info["typeset"] = page.eval_on_selector_all(
+            TYPESET, "els => els.length")
+    info["links"] = page.eval_on_selector_all("a[href]", "els => els.map(a => a.href)")
+    page.close()
+    return info
+
+
+def test_every_page_in_a_browser(site, browser):
+    html, base = site
+    pages = _pages(html)
+    assert "book/intro.html" in pages and len(pages) >= 5
+    problems = []
+    for path in pages:
+        info = _visit(browser, base, path)
+        for e in info["errors"]:
+            problems.append(f"{path}: console error: {e}")
+        for u in info["outside"]:
+            problems.append(f"{path}: request leaves localhost: {u}")
+        for src in info["broken_images"]:
+            problems.append(f"{path}: image does not display: {src}")
+        if info["has_math"] and not info.get("typeset"):
+            problems.append(f"{path}: math is not typeset")
+        notebook = Path(path).with_suffix(".ipynb")
+        if (ROOT / notebook).exists():
+            for want in (maint.binder_url(str(notebook)), maint.colab_url(str(notebook))):
+                if want not in info["links"]:
+                    problems.append(f"{path}: no launch link {want}")
+    assert not problems, "\n".join(problems)
+
+
+def test_math_is_rendered_on_the_warm_up(site, browser):
+    html, base = site
+    info = _visit(browser, base, "book/00_intro.html")
+    assert info["has_math"] and info["typeset"] >= 3
