@@ -264,18 +264,21 @@ def load_shakespeare(split: str = "train") -> str:
 def load_movie_reviews(split: str | None = None, seed: int = 0):
     """Movie-review sentences with binary sentiment (1 positive, 0 negative).
 
-    Rows rated exactly 0 (neutral) are dropped. The fixed split is 80% train, 10% validation
+    Rows rated exactly 0 (neutral) and repeated sentences are dropped. The fixed split is 80% train, 10% validation
     and 10% test, shuffled with ``seed``. Returns ``(sentences, labels, ratings)`` for one split,
     or a dict of all three when ``split`` is None."""
     member = _extract("movie_reviews")
     with tarfile.open(member) as tar:
         raw = tar.extractfile("hutto_ICWSM_2014/movieReviewSnippets_GroundTruth.txt").read()
-    rows = []
+    rows, seen = [], set()
     for line in raw.decode("utf-8").splitlines():
         if line.strip():
             _, rating, sentence = line.split("\t", 2)
-            if float(rating) != 0:
-                rows.append((sentence.strip(), int(float(rating) > 0), float(rating)))
+            sentence = sentence.strip()
+            # A few sentences occur twice; keeping one copy keeps them out of two splits.
+            if float(rating) != 0 and sentence not in seen:
+                seen.add(sentence)
+                rows.append((sentence, int(float(rating) > 0), float(rating)))
     random.Random(seed).shuffle(rows)
     n = len(rows)
     bounds = {"train": (0, int(0.8 * n)), "validation": (int(0.8 * n), int(0.9 * n)),
