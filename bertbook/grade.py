@@ -182,14 +182,17 @@ def main(argv: list[str] | None = None) -> int:
         data = [r.as_dict() for r in reports]
         Path(args.json).write_text(json.dumps(data[0] if len(data) == 1 else data, indent=2))
     if args.csv:
+        # One column per question; named exercise/question when the notebooks mix exercises.
+        mixed = len({r.exercise for r in reports}) > 1
+        key = (lambda r, q: f"{r.exercise}/{q.question}") if mixed else (lambda r, q: q.question)
         qids = []
         for r in reports:
-            qids += [q.question for q in r.results if q.question not in qids]
+            qids += [key(r, q) for q in r.results if key(r, q) not in qids]
         with open(args.csv, "w", newline="") as f:
             w = csv.writer(f)
             w.writerow(["notebook", "exercise", *qids, "score", "max_score"])
             for r in reports:
-                pts = {q.question: q.points for q in r.results}
+                pts = {key(r, q): q.points for q in r.results}
                 w.writerow([r.path, r.exercise, *[pts.get(q, "") for q in qids], r.points, r.max_points])
     return 0
 

@@ -1,6 +1,7 @@
 """The graded questions of each exercise notebook, keyed by the notebook's file name."""
-from . import q00_intro
+from . import q00_intro, q01_seq2seq_attention
 
 REGISTRY = {
     "00_intro": q00_intro.questions,
+    "01_seq2seq_attention": q01_seq2seq_attention.questions,
 }
