@@ -12,7 +12,8 @@ import json
 import os
 
 
-def record(name: str, value, fmt: str = "{:.3f}", timing: bool = False) -> float:
+def record(name: str, value, fmt: str = "{:.3f}", timing: bool = False) -> None:
+    """Glue, print and log one headline number (returns nothing, so a cell shows it once)."""
     value = float(value)          # numpy and torch scalars break glue's format specs
     try:
         from myst_nb import glue
@@ -25,4 +26,3 @@ def record(name: str, value, fmt: str = "{:.3f}", timing: bool = False) -> float
         with open(log, "a") as f:
             f.write(json.dumps({"name": name, "value": repr(value), "timing": timing}) + "\n")
     print(f"{name} = {fmt.format(value)}")
-    return value
