@@ -51,6 +51,14 @@ class Result:
                 "note": self.note}
 
 
+def randn(rng: random.Random, *shape: int, scale: float = 1.0):
+    """A float32 torch tensor of normal draws, seeded from ``rng`` (the cases' inputs)."""
+    import torch
+
+    g = torch.Generator().manual_seed(rng.randrange(2**31))
+    return torch.randn(*shape, generator=g) * scale
+
+
 def _as_array(x):
     import numpy as np
 

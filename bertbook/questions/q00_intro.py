@@ -3,23 +3,16 @@ from __future__ import annotations
 
 import random
 
-from ..checks import Case, Question
-
-
-def _randn(rng: random.Random, *shape: int, scale: float = 1.0):
-    import torch
-
-    g = torch.Generator().manual_seed(rng.randrange(2**31))
-    return torch.randn(*shape, generator=g) * scale
+from ..checks import Case, Question, randn
 
 
 def softmax_cases(rng: random.Random) -> list[Case]:
     import torch
 
-    x1 = _randn(rng, 5)
-    x2 = _randn(rng, 3, 7, scale=3.0)
-    big = _randn(rng, 2, 4) + 1000.0
-    masked = _randn(rng, 2, 5)
+    x1 = randn(rng, 5)
+    x2 = randn(rng, 3, 7, scale=3.0)
+    big = randn(rng, 2, 4) + 1000.0
+    masked = randn(rng, 2, 5)
     masked[:, 1] = float("-inf")
     return [Case("a vector", (x1,), torch.softmax(x1, -1)),
             Case("each row of a batch", (x2,), torch.softmax(x2, -1)),
@@ -30,7 +23,7 @@ def softmax_cases(rng: random.Random) -> list[Case]:
 def temperature_cases(rng: random.Random) -> list[Case]:
     import torch
 
-    x = _randn(rng, 4, 6, scale=2.0)
+    x = randn(rng, 4, 6, scale=2.0)
     return [Case(f"temperature {t}", (x, t), torch.softmax(x / t, -1))
             for t in (1.0, 0.5, 3.0, 0.01)]
 
@@ -39,9 +32,9 @@ def cosine_cases(rng: random.Random) -> list[Case]:
     import torch
     import torch.nn.functional as F
 
-    a = _randn(rng, 8)
-    b = _randn(rng, 6, 8)
-    c = _randn(rng, 6, 8)
+    a = randn(rng, 8)
+    b = randn(rng, 6, 8)
+    c = randn(rng, 6, 8)
     e1, e2 = torch.eye(8)[0], torch.eye(8)[1]
     return [Case("a vector with itself is 1", (a, a), torch.tensor(1.0)),
             Case("orthogonal vectors give 0", (e1, e2), torch.tensor(0.0)),

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import random
 
-from ..checks import Case, Question
-from .q00_intro import _randn
+from ..checks import Case, Question, randn
 
 
 def _masked_softmax(scores, mask):
@@ -27,8 +26,8 @@ def _lengths_mask(lengths, S):
 
 
 def _problem(rng: random.Random, B: int, S: int, Dd: int, De: int, A: int):
-    return (_randn(rng, B, Dd), _randn(rng, B, S, De), _randn(rng, A, Dd, scale=0.5),
-            _randn(rng, A, De, scale=0.5), _randn(rng, A))
+    return (randn(rng, B, Dd), randn(rng, B, S, De), randn(rng, A, Dd, scale=0.5),
+            randn(rng, A, De, scale=0.5), randn(rng, A))
 
 
 def additive_cases(rng: random.Random) -> list[Case]:
@@ -43,12 +42,12 @@ def additive_cases(rng: random.Random) -> list[Case]:
 def masked_softmax_cases(rng: random.Random) -> list[Case]:
     import torch
 
-    full = _randn(rng, 3, 6)
-    padded = _randn(rng, 4, 6, scale=3.0)
+    full = randn(rng, 3, 6)
+    padded = randn(rng, 4, 6, scale=3.0)
     pad_mask = _lengths_mask([6, 4, 2, 1], 6)
-    empty = _randn(rng, 2, 5)
+    empty = randn(rng, 2, 5)
     empty_mask = _lengths_mask([3, 0], 5)
-    big = _randn(rng, 2, 4) * 50 + 500
+    big = randn(rng, 2, 4) * 50 + 500
     return [Case("no padding: an ordinary softmax", (full, torch.ones(3, 6, dtype=torch.bool)),
                  torch.softmax(full, -1)),
             Case("padded positions get weight 0", (padded, pad_mask), _masked_softmax(padded, pad_mask)),
