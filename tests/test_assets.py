@@ -58,7 +58,7 @@ def test_shakespeare_is_clean_and_split_by_play():
     assert 4_000_000 < len(train) < 5_500_000 and 150_000 < len(val) < 250_000
     for text in (train, val):
         assert "**" not in text and "\n#" not in text and "_Enter" not in text
-    assert "Boatswain:\n" in val and "Boatswain:\n" not in train.split("HAMLET:")[0][:0] + "x"
+    assert "Boatswain:\n" in val        # The Tempest opens with him
     assert "If music be the food of love, play on;" in train and "If music be the food" not in val
     with pytest.raises(ValueError):
         assets.load_shakespeare("test")
