@@ -4,6 +4,7 @@ Generated from book/01_seq2seq_attention.ipynb by `python -m bertbook.maint sync
 
 
 import random
+import time
 
 import torch
 import torch.nn as nn
@@ -140,14 +141,19 @@ class Seq2Seq(nn.Module):
         return torch.stack(ys, 1), (torch.stack(alphas, 1) if self.attention else None)
 
 
-def train_seq2seq(model, pairs, src_vocab, tgt_vocab, steps, batch=128, lr=3e-3, seed=0):
-    """Train for a fixed number of steps on seeded random batches; returns the loss per step."""
+def train_seq2seq(model, pairs, src_vocab, tgt_vocab, steps, batch=128, lr=3e-3, seed=0,
+                  every=0, callback=None):
+    """Train for a fixed number of steps on seeded random batches; returns the loss per step.
+
+    With ``every`` and ``callback``, calls ``callback(step, seconds)`` every ``every`` steps, where
+    ``seconds`` counts training time only (Chapter 2 evaluates there; the model is in eval mode)."""
     rng = random.Random(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
-    model.train()
-    losses = []
-    for _ in range(steps):
+    losses, seconds = [], 0.0
+    for step in range(1, steps + 1):
+        model.train()
+        start = time.perf_counter()
         sample = rng.sample(pairs, batch)
         src = batchify([src_vocab.encode(s) for s, _ in sample])              # (B, S)
         tgt = batchify([tgt_vocab.encode(t) for _, t in sample])              # (B, T)
@@ -159,7 +165,11 @@ def train_seq2seq(model, pairs, src_vocab, tgt_vocab, steps, batch=128, lr=3e-3,
         nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
+        seconds += time.perf_counter() - start
         losses.append(loss.item())
+        if callback is not None and every and step % every == 0:
+            model.eval()
+            callback(step, seconds)
     model.eval()
     return losses
 

@@ -1,7 +1,8 @@
 """The graded questions of each exercise notebook, keyed by the notebook's file name."""
-from . import q00_intro, q01_seq2seq_attention
+from . import q00_intro, q01_seq2seq_attention, q02_transformer
 
 REGISTRY = {
     "00_intro": q00_intro.questions,
     "01_seq2seq_attention": q01_seq2seq_attention.questions,
+    "02_transformer": q02_transformer.questions,
 }
