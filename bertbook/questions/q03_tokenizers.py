@@ -6,6 +6,8 @@ import random
 from collections import Counter
 
 from ..checks import Case, Question
+# The chapter's own functions, checked against the libraries in tests/test_tokenization.py.
+from ..tokenization import merge_pair, wordpiece_word
 
 _LETTERS = "abcdeilnorstw"
 
@@ -33,18 +35,6 @@ def count_pairs_cases(rng: random.Random) -> list[Case]:
             Case("random words", (rand,), _pairs(rand))]
 
 
-def _merge(symbols, pair):
-    out, i = [], 0
-    while i < len(symbols):
-        if i + 1 < len(symbols) and (symbols[i], symbols[i + 1]) == tuple(pair):
-            out.append(symbols[i] + symbols[i + 1])
-            i += 2
-        else:
-            out.append(symbols[i])
-            i += 1
-    return out
-
-
 def merge_cases(rng: random.Random) -> list[Case]:
     cases = [Case("one occurrence", (list("newest"), ("e", "s")), list("new") + ["es", "t"]),
              Case("overlapping occurrences merge left to right", (list("aaa"), ("a", "a")), ["aa", "a"]),
@@ -52,32 +42,17 @@ def merge_cases(rng: random.Random) -> list[Case]:
              Case("merged symbols merge again", (["th", "e", "th", "e"], ("th", "e")), ["the", "the"])]
     word = _word(rng) * 3
     pair = (word[0], word[1]) if len(word) > 1 else (word[0], word[0])
-    cases.append(Case("a random word", (word, pair), _merge(word, pair)))
+    cases.append(Case("a random word", (word, pair), merge_pair(word, pair)))
     return cases
-
-
-def _longest_match(word, vocab):
-    vocab = set(vocab)
-    pieces, start = [], 0
-    while start < len(word):
-        for end in range(len(word), start, -1):
-            piece = word[start:end] if start == 0 else "##" + word[start:end]
-            if piece in vocab:
-                break
-        else:
-            return ["[UNK]"]
-        pieces.append(piece)
-        start = end
-    return pieces
 
 
 def longest_match_cases(rng: random.Random) -> list[Case]:
     vocab = ["token", "tok", "##en", "##ization", "##iz", "##ation", "un", "##believ", "##able",
              "play", "##ing", "##s", "a", "##a"]
     words = ["tokenization", "token", "unbelievable", "playings", "plays", "xylophone", "aaa"]
-    cases = [Case(f"'{w}'", (w, vocab), _longest_match(w, vocab)) for w in words]
+    cases = [Case(f"'{w}'", (w, vocab), wordpiece_word(w, vocab)) for w in words]
     extra = "".join(rng.choice(["play", "ing", "s", "a"]) for _ in range(rng.randrange(2, 5)))
-    cases.append(Case("a random word", (extra, vocab), _longest_match(extra, vocab)))
+    cases.append(Case("a random word", (extra, vocab), wordpiece_word(extra, vocab)))
     return cases
 
 
