@@ -86,7 +86,8 @@ ASSETS = {
             member="vaderSentiment-3.3.2/additional_resources/hutto_ICWSM_2014.tar.gz",
             licence="MIT", size_mb=2.5,
             use="10,605 movie-review sentences (Pang & Lee's source sentences) with mean human "
-                "sentiment ratings from -4 to +4: the sentiment task for fine-tuning and distillation.",
+                "sentiment ratings from -4 to +4: the sentiment task for fine-tuning and distillation; "
+                "and 3,708 Amazon product-review sentences, Chapter 5's unlabelled transfer set.",
             source="Hutto & Gilbert (2014), VADER ground truth, from Pang & Lee (2005) snippets",
         ),
     ]
@@ -261,24 +262,32 @@ def load_shakespeare(split: str = "train") -> str:
     return "\n".join(plays[k] for k in keep)
 
 
+def _snippets(filename: str) -> list[tuple[str, float]]:
+    """(sentence, mean human rating from -4 to +4) rows of one ground-truth file of the VADER
+    archive, in file order."""
+    member = _extract("movie_reviews")
+    with tarfile.open(member) as tar:
+        raw = tar.extractfile(f"hutto_ICWSM_2014/{filename}").read()
+    rows = []
+    for line in raw.decode("utf-8").splitlines():
+        if line.strip():
+            _, rating, sentence = line.split("\t", 2)
+            rows.append((sentence.strip(), float(rating)))
+    return rows
+
+
 def load_movie_reviews(split: str | None = None, seed: int = 0):
     """Movie-review sentences with binary sentiment (1 positive, 0 negative).
 
     Rows rated exactly 0 (neutral) and repeated sentences are dropped. The fixed split is 80% train, 10% validation
     and 10% test, shuffled with ``seed``. Returns ``(sentences, labels, ratings)`` for one split,
     or a dict of all three when ``split`` is None."""
-    member = _extract("movie_reviews")
-    with tarfile.open(member) as tar:
-        raw = tar.extractfile("hutto_ICWSM_2014/movieReviewSnippets_GroundTruth.txt").read()
     rows, seen = [], set()
-    for line in raw.decode("utf-8").splitlines():
-        if line.strip():
-            _, rating, sentence = line.split("\t", 2)
-            sentence = sentence.strip()
-            # A few sentences occur twice; keeping one copy keeps them out of two splits.
-            if float(rating) != 0 and sentence not in seen:
-                seen.add(sentence)
-                rows.append((sentence, int(float(rating) > 0), float(rating)))
+    for sentence, rating in _snippets("movieReviewSnippets_GroundTruth.txt"):
+        # A few sentences occur twice; keeping one copy keeps them out of two splits.
+        if rating != 0 and sentence not in seen:
+            seen.add(sentence)
+            rows.append((sentence, int(rating > 0), rating))
     random.Random(seed).shuffle(rows)
     n = len(rows)
     bounds = {"train": (0, int(0.8 * n)), "validation": (int(0.8 * n), int(0.9 * n)),
@@ -289,6 +298,14 @@ def load_movie_reviews(split: str | None = None, seed: int = 0):
     if split not in splits:
         raise ValueError(f"split must be one of {list(splits)}, not {split!r}")
     return splits[split]
+
+
+def load_product_reviews():
+    """Product-review sentences from Amazon (3,708, same archive and rating scale as the movie
+    reviews): ``(sentences, ratings)`` in file order. Chapter 5 uses the sentences without their
+    ratings, as unlabelled text for a teacher to label."""
+    rows = _snippets("amazonReviewSnippets_GroundTruth.txt")
+    return [s for s, _ in rows], [r for _, r in rows]
 
 
 # ---------------------------------------------------------------------------------------------

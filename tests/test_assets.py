@@ -80,6 +80,13 @@ def test_movie_reviews_split_is_fixed_and_disjoint():
     assert assets.load_movie_reviews("test")[0][:5] == sentences[:5]
 
 
+def test_product_reviews_are_the_archives_amazon_snippets():
+    sentences, ratings = assets.load_product_reviews()
+    assert len(sentences) == len(ratings) == 3708
+    assert all(s and s == s.strip() for s in sentences) and all(-4 <= r <= 4 for r in ratings)
+    assert not set(sentences) & set(assets.load_movie_reviews("train")[0])
+
+
 def test_gpt2_ranks_and_minilm_files():
     ranks = assets.gpt2_ranks()
     assert len(ranks) == 50256 and ranks[b"Hello"] == 15496 and ranks[b" world"] == 995

@@ -108,3 +108,27 @@ def test_math_is_rendered_on_the_warm_up(site, browser):
     html, base = site
     info = _visit(browser, base, "book/00_intro.html")
     assert info["has_math"] and info["typeset"] >= 3
+
+
+def test_attention_viewer_works_in_the_static_page(site, browser):
+    """Chapter 4's viewer: drawn without a kernel, and its selectors redraw it."""
+    html, base = site
+    page = browser.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(f"{base}/book/04_bert.html", wait_until="networkidle")
+    viewer = page.locator(".bb-attention").first
+    n_tokens = page.evaluate("() => JSON.parse(document.querySelector('.bb-attention script[type=\"application/json\"]')"
+                             ".textContent).tokens.length")
+    assert viewer.locator("text.bb-token").count() == 2 * n_tokens     # both columns of tokens
+    lines_before = viewer.locator("line.bb-line").count()
+    assert lines_before > 0
+    strokes = lambda: viewer.locator("line.bb-line").evaluate_all("ls => ls.map(l => l.getAttribute('y2') + l.getAttribute('stroke-opacity'))")
+    first = strokes()
+    viewer.locator("select.bb-layer").select_option("0")
+    viewer.locator("select.bb-head").select_option("3")
+    assert strokes() != first                                          # another head, other lines
+    viewer.locator("select.bb-mode").select_option("heatmap")
+    assert viewer.locator("rect.bb-cell").count() == n_tokens ** 2
+    page.close()
+    assert not errors, errors
