@@ -132,3 +132,21 @@ def test_teacher_path_depends_on_the_recipe():
     assert a == teacher_path("some-hub-name", {"steps": 1})
     assert a != teacher_path("some-hub-name", {"steps": 2}) and a != teacher_path("another-name", {"steps": 1})
     assert a.parent.name == "artifacts"
+
+
+def test_saved_teacher_is_loaded_back_from_the_cache(tmp_path, monkeypatch):
+    from bertbook.bert import SentimentClassifier, load_or_train_teacher, save_teacher
+    from transformers import AutoModel
+
+    monkeypatch.setenv("BERTBOOK_CACHE", str(tmp_path / "cache"))
+    checkpoint = tmp_path / "tiny-bert"
+    _bert().save_pretrained(checkpoint)
+    _tokenizer(tmp_path).save_pretrained(checkpoint)
+    torch.manual_seed(1)
+    model = SentimentClassifier(AutoModel.from_pretrained(checkpoint)).eval()
+    path = save_teacher(model, str(checkpoint))
+    assert path.exists() and str(path).startswith(str(tmp_path / "cache"))
+    loaded, tok, was_cached = load_or_train_teacher(str(checkpoint))
+    assert was_cached and len(tok) == 15
+    for (name, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
+        assert torch.equal(a, b), name
