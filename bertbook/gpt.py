@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from bertbook.attention import scaled_dot_product_attention
+from bertbook.attention import merge_heads, scaled_dot_product_attention, split_heads
 
 
 @dataclass
@@ -32,14 +32,13 @@ class CausalSelfAttention(nn.Module):
     def forward(self, x, cache=None):
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(C, dim=2)                             # 3 x (B, T, C)
-        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
+        q, k, v = (split_heads(t, self.n_head) for t in (q, k, v))           # (B, nh, T, hs)
         if cache is not None:
             k, v = torch.cat([cache[0], k], 2), torch.cat([cache[1], v], 2)  # (B, nh, T_past + T, hs)
         T_all = k.shape[2]
         mask = torch.ones(T, T_all, dtype=torch.bool).tril(T_all - T)       # query t sees keys <= t
         y, _ = scaled_dot_product_attention(q, k, v, mask)                   # (B, nh, T, hs)
-        y = y.transpose(1, 2).reshape(B, T, C)                               # (B, T, C)
-        return self.c_proj(y), (k, v)
+        return self.c_proj(merge_heads(y)), (k, v)                           # (B, T, C)
 
 
 class Block(nn.Module):
