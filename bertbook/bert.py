@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from bertbook.attention import scaled_dot_product_attention
+from bertbook.attention import MultiHeadAttention
 
 
 class BertEmbeddings(nn.Module):
@@ -40,9 +40,7 @@ class BertLayer(nn.Module):
 
     def __init__(self, d_model=768, n_heads=12, d_ff=3072, eps=1e-12, dropout=0.1):
         super().__init__()
-        self.n_heads = n_heads
-        self.query, self.key, self.value = (nn.Linear(d_model, d_model) for _ in range(3))
-        self.attn_out = nn.Linear(d_model, d_model)
+        self.attn = MultiHeadAttention(d_model, n_heads)             # Chapter 2's, unchanged
         self.norm1 = nn.LayerNorm(d_model, eps=eps)
         self.ff_in = nn.Linear(d_model, d_ff)
         self.ff_out = nn.Linear(d_ff, d_model)
@@ -50,15 +48,10 @@ class BertLayer(nn.Module):
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x, mask=None):                          # x: (B, T, C); mask: (B, T), True at real tokens
-        B, T, C = x.shape
-        q, k, v = (lin(x).view(B, T, self.n_heads, C // self.n_heads).transpose(1, 2)
-                   for lin in (self.query, self.key, self.value))                    # (B, nh, T, hs)
         allowed = None if mask is None else mask[:, None, None, :]                   # (B, 1, 1, T): keys only
-        y, weights = scaled_dot_product_attention(q, k, v, allowed)                  # (B, nh, T, hs), (B, nh, T, T)
-        y = y.transpose(1, 2).reshape(B, T, C)                                       # (B, T, C)
-        h = self.norm1(x + self.drop(self.attn_out(y)))
+        h = self.norm1(x + self.drop(self.attn(x, x, allowed)))                      # (B, T, C)
         out = self.norm2(h + self.drop(self.ff_out(F.gelu(self.ff_in(h)))))         # exact (erf) GELU
-        return out, weights
+        return out, self.attn.weights                                                # (B, T, C), (B, nh, T, T)
 
 
 class BertEncoder(nn.Module):
@@ -80,8 +73,8 @@ class BertEncoder(nn.Module):
 
 def copy_bert_layer(ours: BertLayer, theirs) -> None:
     """Copy the weights of a transformers BertLayer into our BertLayer."""
-    pairs = [(ours.query, theirs.attention.self.query), (ours.key, theirs.attention.self.key),
-             (ours.value, theirs.attention.self.value), (ours.attn_out, theirs.attention.output.dense),
+    pairs = [(ours.attn.q_proj, theirs.attention.self.query), (ours.attn.k_proj, theirs.attention.self.key),
+             (ours.attn.v_proj, theirs.attention.self.value), (ours.attn.out_proj, theirs.attention.output.dense),
              (ours.norm1, theirs.attention.output.LayerNorm), (ours.ff_in, theirs.intermediate.dense),
              (ours.ff_out, theirs.output.dense), (ours.norm2, theirs.output.LayerNorm)]
     with torch.no_grad():
@@ -288,8 +281,9 @@ def teacher_path(checkpoint, recipe=TEACHER_RECIPE):
     return assets.cache_dir() / "artifacts" / f"sentiment-{key}.pt"
 
 
-def save_teacher(model, checkpoint, recipe=TEACHER_RECIPE):
-    path = teacher_path(checkpoint, recipe)
+def save_teacher(model, checkpoint, recipe=TEACHER_RECIPE, path=None):
+    """Write the model's weights to its cache file (path: teacher_path's result, if already known)."""
+    path = path or teacher_path(checkpoint, recipe)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     torch.save(model.state_dict(), tmp)
@@ -308,7 +302,7 @@ def load_or_train_teacher(checkpoint, recipe=TEACHER_RECIPE, device="cpu"):
         model.load_state_dict(torch.load(path, map_location="cpu"))
         return model.to(device).eval(), AutoTokenizer.from_pretrained(checkpoint), True
     model, tok, _ = fine_tune_sentiment(checkpoint, recipe, device)
-    save_teacher(model, checkpoint, recipe)
+    save_teacher(model, checkpoint, recipe, path)             # the key is computed once (it hashes the weights)
     return model, tok, False
 
 
