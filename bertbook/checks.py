@@ -7,29 +7,31 @@ student's function directly inside the notebook, and ``bertbook.grade``, which c
 separate kernel and compares the values in its own process. Inputs are drawn from ``rng``, so
 the grader can use fresh inputs on every run while the notebook shows stable feedback.
 """
+
 from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from . import wire
 
 
 @dataclass
 class Case:
-    name: str                 # what the case tests, shown to the student
-    args: tuple               # the inputs (plain data, numpy or torch arrays)
-    expected: Any             # what the reference answer returns
+    name: str  # what the case tests, shown to the student
+    args: tuple  # the inputs (plain data, numpy or torch arrays)
+    expected: Any  # what the reference answer returns
     atol: float = 1e-5
     rtol: float = 1e-4
 
 
 @dataclass
 class Question:
-    id: str                   # "q1"
-    function: str             # the name the student defines
+    id: str  # "q1"
+    function: str  # the name the student defines
     points: int
     hint: str
     cases: Callable[[random.Random], list[Case]]
@@ -42,13 +44,18 @@ class Result:
     points: float
     max_points: int
     passed: list[str] = field(default_factory=list)
-    failed: list[tuple[str, str]] = field(default_factory=list)   # (case, why)
-    note: str = ""            # why nothing ran: missing, not implemented, timed out...
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (case, why)
+    note: str = ""  # why nothing ran: missing, not implemented, timed out...
 
     def as_dict(self) -> dict:
-        return {"question": self.question, "points": self.points, "max_points": self.max_points,
-                "passed": self.passed, "failed": [{"case": c, "why": w} for c, w in self.failed],
-                "note": self.note}
+        return {
+            "question": self.question,
+            "points": self.points,
+            "max_points": self.max_points,
+            "passed": self.passed,
+            "failed": [{"case": c, "why": w} for c, w in self.failed],
+            "note": self.note,
+        }
 
 
 def randn(rng: random.Random, *shape: int, scale: float = 1.0):
@@ -96,8 +103,11 @@ def compare(expected, got, atol: float, rtol: float, where: str = "result") -> s
             return f"{where}: values differ (largest difference {diff:.3g})"
         return None
     if isinstance(expected, bool):
-        return None if got is expected or (isinstance(got, (bool, np.bool_)) and bool(got) == expected) \
+        return (
+            None
+            if got is expected or (isinstance(got, (bool, np.bool_)) and bool(got) == expected)
             else f"{where}: expected {expected}, got {got!r}"
+        )
     if isinstance(expected, (int, float)):
         try:
             value = float(got)
@@ -152,8 +162,13 @@ def run_local(question: Question, fn: Callable, seed: int = 0) -> Result:
         try:
             value = wire.decode(wire.encode(fn(*args)))
         except NotImplementedError:
-            return Result(question.id, 0.0, question.points,
-                          failed=[("all", "not implemented yet")], note="not implemented yet")
+            return Result(
+                question.id,
+                0.0,
+                question.points,
+                failed=[("all", "not implemented yet")],
+                note="not implemented yet",
+            )
         except Exception as err:  # the student's bug, reported as feedback
             outcomes.append((case, "error", f"raised {type(err).__name__}: {err}"))
             continue
@@ -176,7 +191,9 @@ def questions_for(exercise: str) -> dict[str, Question]:
     from .questions import REGISTRY
 
     if exercise not in REGISTRY:
-        raise KeyError(f"{exercise!r} is not a course exercise (known: {', '.join(sorted(REGISTRY))})")
+        raise KeyError(
+            f"{exercise!r} is not a course exercise (known: {', '.join(sorted(REGISTRY))})"
+        )
     return {q.id: q for q in REGISTRY[exercise]()}
 
 

@@ -6,6 +6,7 @@ roles), and, when ``BERTBOOK_GLUE_LOG`` names a file, appends it there so that t
 of the book can be compared (``tests/test_determinism.py``). Timings are marked as such: they
 are allowed to differ between runs.
 """
+
 from __future__ import annotations
 
 import json
@@ -14,10 +15,10 @@ import os
 
 def record(name: str, value, fmt: str = "{:.3f}", timing: bool = False) -> None:
     """Glue, print and log one headline number (returns nothing, so a cell shows it once)."""
-    value = float(value)          # numpy and torch scalars break glue's format specs
+    value = float(value)  # numpy and torch scalars break glue's format specs
     try:
         from myst_nb import glue
-    except ImportError:           # Colab and plain Jupyter: printing is enough
+    except ImportError:  # Colab and plain Jupyter: printing is enough
         glue = None
     if glue is not None:
         glue(name, value, display=False)

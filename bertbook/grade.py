@@ -7,6 +7,7 @@ reference answer here, in the grader's own process. A cell that raises, hangs, e
 the kernel costs only the questions that depend on it. Exit status: 0 whenever grading
 happened (zero points included); 2 with a one-line error for input that cannot be graded.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,11 +48,19 @@ class Report:
         return sum(r.max_points for r in self.results)
 
     def as_dict(self) -> dict:
-        return {"notebook": self.path, "exercise": self.exercise, "score": self.points,
-                "max_score": self.max_points, "questions": [r.as_dict() for r in self.results],
-                "cells": [{"index": c.index, "status": c.status, "error": c.error}
-                          for c in self.cells if c.status != "ok"],
-                "kernel_restarts": self.kernel_restarts}
+        return {
+            "notebook": self.path,
+            "exercise": self.exercise,
+            "score": self.points,
+            "max_score": self.max_points,
+            "questions": [r.as_dict() for r in self.results],
+            "cells": [
+                {"index": c.index, "status": c.status, "error": c.error}
+                for c in self.cells
+                if c.status != "ok"
+            ],
+            "kernel_restarts": self.kernel_restarts,
+        }
 
 
 def read_exercise(path: Path) -> tuple[nbformat.NotebookNode, str]:
@@ -75,16 +84,22 @@ def _call_question(box: Sandbox, question: Question, rng: random.Random, timeout
     cases = question.cases(rng)
     status, text = box.evaluate(f"callable(globals().get({question.function!r}))", timeout=10)
     if status != "ok" or text is not True:
-        return Result(question.id, 0.0, question.points,
-                      failed=[("all", f"no function named {question.function} was defined")],
-                      note=f"{question.function} not defined")
+        return Result(
+            question.id,
+            0.0,
+            question.points,
+            failed=[("all", f"no function named {question.function} was defined")],
+            note=f"{question.function} not defined",
+        )
     outcomes = []
     for case in cases:
         payload = wire.encode(case.args)
         status, text = box.evaluate(f"_bb_call({question.function!r}, {payload!r})", timeout)
         if status != "ok":
-            why = {"timeout": f"did not finish within {timeout:g} s",
-                   "died": "the kernel died while running it"}.get(status, text)
+            why = {
+                "timeout": f"did not finish within {timeout:g} s",
+                "died": "the kernel died while running it",
+            }.get(status, text)
             outcomes.append((case, "error", why))
             continue
         try:
@@ -97,20 +112,26 @@ def _call_question(box: Sandbox, question: Question, rng: random.Random, timeout
         elif reply.get("status") == "missing":
             outcomes.append((case, "error", f"{question.function} is not defined"))
         elif str(reply.get("error", "")).startswith("NotImplementedError"):
-            return Result(question.id, 0.0, question.points,
-                          failed=[("all", "not implemented yet")], note="not implemented yet")
+            return Result(
+                question.id,
+                0.0,
+                question.points,
+                failed=[("all", "not implemented yet")],
+                note="not implemented yet",
+            )
         else:
             outcomes.append((case, "error", f"raised {reply.get('error')}"))
     return score(question, outcomes)
 
 
-def grade_notebook(path: Path, cell_timeout: float = 60, call_timeout: float = 20,
-                   seed: int | None = None) -> Report:
+def grade_notebook(
+    path: Path, cell_timeout: float = 60, call_timeout: float = 20, seed: int | None = None
+) -> Report:
     nb, exercise = read_exercise(path)
     questions = list(questions_for(exercise).values())
     rng = random.Random(seed if seed is not None else random.SystemRandom().randrange(2**32))
     with tempfile.TemporaryDirectory(prefix="bertbook-grade-") as tmp:
-        shutil.copy(path, Path(tmp) / path.name)   # the kernel sees a copy, never the original
+        shutil.copy(path, Path(tmp) / path.name)  # the kernel sees a copy, never the original
         with Sandbox(cwd=tmp) as box:
             cells = []
             for i, cell in enumerate(nb.cells):
@@ -128,7 +149,9 @@ def render(report: Report) -> str:
     lines = [f"== {report.path} ({report.exercise})"]
     for cell in report.cells:
         if cell.status != "ok":
-            lines.append(f"  cell {cell.index}: {cell.status}" + (f" ({cell.error})" if cell.error else ""))
+            lines.append(
+                f"  cell {cell.index}: {cell.status}" + (f" ({cell.error})" if cell.error else "")
+            )
     if report.kernel_restarts:
         lines.append(f"  the kernel was restarted {report.kernel_restarts} time(s)")
     width = max(len(r.question) for r in report.results)
@@ -158,17 +181,23 @@ def _expand(paths: list[str]) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bertbook.grade", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bertbook.grade", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("notebooks", nargs="+", help="exercise notebooks or folders of them")
     parser.add_argument("--json", help="write per-question results as JSON here")
     parser.add_argument("--csv", help="write a gradebook (one row per notebook) here")
-    parser.add_argument("--cell-timeout", type=float, default=60, help="seconds per cell (default 60)")
-    parser.add_argument("--call-timeout", type=float, default=20, help="seconds per test call (default 20)")
+    parser.add_argument(
+        "--cell-timeout", type=float, default=60, help="seconds per cell (default 60)"
+    )
+    parser.add_argument(
+        "--call-timeout", type=float, default=20, help="seconds per test call (default 20)"
+    )
     parser.add_argument("--seed", type=int, help="fix the test inputs (default: fresh each run)")
     args = parser.parse_args(argv)
     try:
         paths = _expand(args.notebooks)
-        for p in paths:              # refuse unusable input before spending minutes grading
+        for p in paths:  # refuse unusable input before spending minutes grading
             read_exercise(p)
     except Unusable as err:
         print(f"error: {err}", file=sys.stderr)
@@ -193,7 +222,9 @@ def main(argv: list[str] | None = None) -> int:
             w.writerow(["notebook", "exercise", *qids, "score", "max_score"])
             for r in reports:
                 pts = {key(r, q): q.points for q in r.results}
-                w.writerow([r.path, r.exercise, *[pts.get(q, "") for q in qids], r.points, r.max_points])
+                w.writerow(
+                    [r.path, r.exercise, *[pts.get(q, "") for q in qids], r.points, r.max_points]
+                )
     return 0
 
 

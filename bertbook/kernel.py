@@ -6,6 +6,7 @@ restarted and the cells that had succeeded are run again, skipping the cell that
 what was defined before still counts. Output is counted, never stored, so a notebook that
 prints gigabytes costs time, not memory.
 """
+
 from __future__ import annotations
 
 import ast
@@ -22,14 +23,14 @@ from jupyter_client import KernelManager
 @dataclass
 class CellRun:
     index: int
-    status: str = "ok"      # ok | error | timeout | died | skipped
+    status: str = "ok"  # ok | error | timeout | died | skipped
     error: str = ""
     output_bytes: int = 0
 
 
 @dataclass
 class _Reply:
-    status: str             # ok | error | timeout | died
+    status: str  # ok | error | timeout | died
     error: str = ""
     output_bytes: int = 0
     expressions: dict = field(default_factory=dict)
@@ -46,11 +47,11 @@ class Sandbox:
         self.startup_timeout = startup_timeout
         self.km: KernelManager | None = None
         self.kc = None
-        self.good_cells: list[str] = []   # sources that ran without error, to replay after a death
-        self.preamble: list[str] = []     # code the grader defines in every new kernel
+        self.good_cells: list[str] = []  # sources that ran without error, to replay after a death
+        self.preamble: list[str] = []  # code the grader defines in every new kernel
 
     # -- lifecycle -------------------------------------------------------------------------------
-    def __enter__(self) -> "Sandbox":
+    def __enter__(self) -> Sandbox:
         self._start()
         return self
 
@@ -63,7 +64,9 @@ class Sandbox:
         env = dict(os.environ, MPLBACKEND="Agg", PYTHONHASHSEED="0", BERTBOOK_GRADING="1")
         env.pop("BERTBOOK_GLUE_LOG", None)
         self.km = KernelManager(kernel_name="python3")
-        self.km.start_kernel(cwd=self.cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.km.start_kernel(
+            cwd=self.cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         self.kc = self.km.client()
         self.kc.allow_stdin = False
         self.kc.start_channels()
@@ -104,8 +107,13 @@ class Sandbox:
 
     # -- execution -------------------------------------------------------------------------------
     def _execute(self, code: str, timeout: float, expressions: dict | None = None) -> _Reply:
-        msg_id = self.kc.execute(code, silent=False, store_history=False,
-                                 user_expressions=expressions or {}, allow_stdin=False)
+        msg_id = self.kc.execute(
+            code,
+            silent=False,
+            store_history=False,
+            user_expressions=expressions or {},
+            allow_stdin=False,
+        )
         deadline = time.monotonic() + timeout
         reply: dict | None = None
         idle = False
@@ -117,7 +125,7 @@ class Sandbox:
                     return _Reply("timeout" if self.alive() else "died", "time limit", out_bytes)
                 self.km.interrupt_kernel()
                 interrupted = True
-                deadline = time.monotonic() + 5   # grace for the interrupt to take
+                deadline = time.monotonic() + 5  # grace for the interrupt to take
             if not self.alive():
                 return _Reply("died", "the kernel died", out_bytes)
             try:

@@ -1,18 +1,24 @@
-"""Chapter 3: BPE trained from scratch, BERT's WordPiece and GPT-2's byte-level BPE, each equal to its library.
+"""Chapter 3: BPE trained from scratch, BERT's WordPiece and GPT-2's byte-level BPE, each equal to its
+library.
 
-Generated from book/03_tokenizers.ipynb by `python -m bertbook.maint sync`: edit the notebook, not this file."""
-
+Generated from book/03_tokenizers.ipynb by `python -m bertbook.maint sync`: edit the notebook, not
+this file."""
 
 import heapq
 import re
 import unicodedata
 from collections import Counter, defaultdict
 
-BPE_PRETOKENIZER = re.compile(r"\w+|[^\w\s]+")   # the `Whitespace` pre-tokenizer of `tokenizers`
+import regex
+
+BPE_PRETOKENIZER = re.compile(r"\w+|[^\w\s]+")  # the `Whitespace` pre-tokenizer of `tokenizers`
 
 
 def merge_pair(symbols, pair):
-    """Replace every occurrence of the adjacent pair (a, b) in symbols by a + b, left to right."""
+    """Replace every occurrence of the adjacent pair (a, b) in symbols by a + b, left to right.
+
+    Defined in Chapter 3, section “Byte-pair encoding”.
+    """
     a, b = pair
     out, i = [], 0
     while i < len(symbols):
@@ -30,12 +36,15 @@ def train_bpe(text, n_merges):
 
     Pair counts are updated incrementally: a merge only revisits the words containing the pair.
     Ties are broken towards the pair of lower symbol ids (characters in code-point order, then
-    merged symbols in creation order), as the `tokenizers` library does."""
+    merged symbols in creation order), as the `tokenizers` library does.
+
+    Defined in Chapter 3, section “Byte-pair encoding”.
+    """
     word_counts = Counter(BPE_PRETOKENIZER.findall(text))
     alphabet = sorted({c for w in word_counts for c in w})
     ids = {c: i for i, c in enumerate(alphabet)}
     words, counts = [list(w) for w in word_counts], list(word_counts.values())
-    pair_counts, where = defaultdict(int), defaultdict(set)    # pair -> count, words with it
+    pair_counts, where = defaultdict(int), defaultdict(set)  # pair -> count, words with it
     for i, (w, n) in enumerate(zip(words, counts)):
         for pair in zip(w, w[1:]):
             pair_counts[pair] += n
@@ -46,18 +55,18 @@ def train_bpe(text, n_merges):
     while heap and len(merges) < n_merges:
         neg_count, _, _, a, b = heapq.heappop(heap)
         if pair_counts.get((a, b)) != -neg_count:
-            continue                                          # a stale entry: the count changed
+            continue  # a stale entry: the count changed
         merges.append((a, b))
         ids[a + b] = len(ids)
         touched = set()
         for i in where.pop((a, b)):
             w, n = words[i], counts[i]
-            for pair in zip(w, w[1:]):                        # take the word's old pairs out
+            for pair in zip(w, w[1:]):  # take the word's old pairs out
                 pair_counts[pair] -= n
                 where[pair].discard(i)
                 touched.add(pair)
             words[i] = w = merge_pair(w, (a, b))
-            for pair in zip(w, w[1:]):                        # and its new pairs in
+            for pair in zip(w, w[1:]):  # and its new pairs in
                 pair_counts[pair] += n
                 where[pair].add(i)
                 touched.add(pair)
@@ -69,7 +78,10 @@ def train_bpe(text, n_merges):
 
 
 def bpe_encode(text, merges):
-    """Split text into BPE symbols: within each word, apply the earliest-learned merge first."""
+    """Split text into BPE symbols: within each word, apply the earliest-learned merge first.
+
+    Defined in Chapter 3, section “Byte-pair encoding”.
+    """
     ranks = {pair: r for r, pair in enumerate(merges)}
     out = []
     for word in BPE_PRETOKENIZER.findall(text):
@@ -85,25 +97,43 @@ def bpe_encode(text, merges):
 
 def _is_control(c):
     # "Other" categories, as the `tokenizers` library sees them: unassigned code points (Cn) are kept
+    """Defined in Chapter 3, section “WordPiece: how BERT reads”."""
     return c not in "\t\n\r" and unicodedata.category(c) in ("Cc", "Cf", "Co", "Cs")
 
 
 def _is_cjk(cp):
     # CJK ideograph blocks, as in the `tokenizers` library (its third-from-last range starts at
     # 0x2B920; Google's original BERT code has 0x2B820)
-    return (0x4E00 <= cp <= 0x9FFF or 0x3400 <= cp <= 0x4DBF or 0x20000 <= cp <= 0x2A6DF
-            or 0x2A700 <= cp <= 0x2B73F or 0x2B740 <= cp <= 0x2B81F or 0x2B920 <= cp <= 0x2CEAF
-            or 0xF900 <= cp <= 0xFAFF or 0x2F800 <= cp <= 0x2FA1F)
+    """Defined in Chapter 3, section “WordPiece: how BERT reads”."""
+    return (
+        0x4E00 <= cp <= 0x9FFF
+        or 0x3400 <= cp <= 0x4DBF
+        or 0x20000 <= cp <= 0x2A6DF
+        or 0x2A700 <= cp <= 0x2B73F
+        or 0x2B740 <= cp <= 0x2B81F
+        or 0x2B920 <= cp <= 0x2CEAF
+        or 0xF900 <= cp <= 0xFAFF
+        or 0x2F800 <= cp <= 0x2FA1F
+    )
 
 
 def _is_punctuation(c):
-    cp = ord(c)   # every ASCII non-alphanumeric symbol counts, and all of Unicode's P* categories
-    return (33 <= cp <= 47 or 58 <= cp <= 64 or 91 <= cp <= 96 or 123 <= cp <= 126
-            or unicodedata.category(c).startswith("P"))
+    """Defined in Chapter 3, section “WordPiece: how BERT reads”."""
+    cp = ord(c)  # every ASCII non-alphanumeric symbol counts, and all of Unicode's P* categories
+    return (
+        33 <= cp <= 47
+        or 58 <= cp <= 64
+        or 91 <= cp <= 96
+        or 123 <= cp <= 126
+        or unicodedata.category(c).startswith("P")
+    )
 
 
 def bert_basic_tokenize(text):
-    """BERT's uncased basic tokenizer: clean, isolate CJK, strip accents, lower-case, split."""
+    """BERT's uncased basic tokenizer: clean, isolate CJK, strip accents, lower-case, split.
+
+    Defined in Chapter 3, section “WordPiece: how BERT reads”.
+    """
     chars = []
     for c in text:
         if c in ("\x00", "\ufffd") or _is_control(c):
@@ -126,7 +156,10 @@ def bert_basic_tokenize(text):
 
 
 def wordpiece_word(word, vocab, unk="[UNK]", max_chars=100):
-    """Greedy longest-match-first split of one word; [UNK] if any part cannot be matched."""
+    """Greedy longest-match-first split of one word; [UNK] if any part cannot be matched.
+
+    Defined in Chapter 3, section “WordPiece: how BERT reads”.
+    """
     if len(word) > max_chars:
         return [unk]
     pieces, start = [], 0
@@ -143,18 +176,28 @@ def wordpiece_word(word, vocab, unk="[UNK]", max_chars=100):
 
 
 def wordpiece_encode(text, vocab):
-    """BERT's token ids for text (no [CLS]/[SEP]); vocab maps token -> id."""
-    return [vocab[piece] for word in bert_basic_tokenize(text) for piece in wordpiece_word(word, vocab)]
+    """BERT's token ids for text (no [CLS]/[SEP]); vocab maps token -> id.
 
+    Defined in Chapter 3, section “WordPiece: how BERT reads”.
+    """
+    return [
+        vocab[piece] for word in bert_basic_tokenize(text) for piece in wordpiece_word(word, vocab)
+    ]
 
-import regex
 
 GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 
 
 def bytes_to_unicode():
-    """GPT-2's map from the 256 byte values to printable characters (space -> 'Ġ')."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    """GPT-2's map from the 256 byte values to printable characters (space -> 'Ġ').
+
+    Defined in Chapter 3, section “Byte-level BPE: how GPT-2 reads”.
+    """
+    printable = [
+        *range(ord("!"), ord("~") + 1),
+        *range(ord("¡"), ord("¬") + 1),
+        *range(ord("®"), ord("ÿ") + 1),
+    ]
     mapping, shifted = {}, 0
     for b in range(256):
         if b in printable:
@@ -166,7 +209,10 @@ def bytes_to_unicode():
 
 
 class GPT2Encoder:
-    """Byte-level BPE over GPT-2's ranks (token bytes -> id, the merge order)."""
+    """Byte-level BPE over GPT-2's ranks (token bytes -> id, the merge order).
+
+    Defined in Chapter 3, section “Byte-level BPE: how GPT-2 reads”.
+    """
 
     def __init__(self, ranks):
         self.ranks = ranks
@@ -181,8 +227,8 @@ class GPT2Encoder:
             ranked = [(r, j) for r, j in ranked if r is not None]
             if not ranked:
                 break
-            _, j = min(ranked)                                   # the earliest-learned merge
-            parts[j:j + 2] = [parts[j] + parts[j + 1]]
+            _, j = min(ranked)  # the earliest-learned merge
+            parts[j : j + 2] = [parts[j] + parts[j + 1]]
         return [self.ranks[p] for p in parts]
 
     def encode(self, text):
@@ -201,18 +247,26 @@ _gpt2 = None
 
 
 def gpt2_encoder():
-    """The encoder over the real GPT-2 ranks (the course's pinned asset), built once."""
+    """The encoder over the real GPT-2 ranks (the course's pinned asset), built once.
+
+    Defined in Chapter 3, section “Byte-level BPE: how GPT-2 reads”.
+    """
     global _gpt2
     if _gpt2 is None:
         from bertbook import assets
+
         _gpt2 = GPT2Encoder(assets.gpt2_ranks())
     return _gpt2
 
 
 def gpt2_encode(text):
-    """GPT-2 token ids of text; special-token text such as <|endoftext|> is ordinary text."""
+    """GPT-2 token ids of text; special-token text such as <|endoftext|> is ordinary text.
+
+    Defined in Chapter 3, section “Byte-level BPE: how GPT-2 reads”.
+    """
     return gpt2_encoder().encode(text)
 
 
 def gpt2_decode(ids):
+    """Defined in Chapter 3, section “Byte-level BPE: how GPT-2 reads”."""
     return gpt2_encoder().decode(ids)

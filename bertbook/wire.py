@@ -2,13 +2,14 @@
 
 Only plain data crosses: numbers, strings, lists, dicts and arrays (numpy or torch), never
 pickles, so nothing a notebook returns can run code in the grader's process."""
+
 from __future__ import annotations
 
 import json
 import math
 
 # The same source runs in the student's kernel (see KERNEL_HELPERS) and here.
-_CODEC = r'''
+_CODEC = r"""
 def _bb_encode(x, _depth=0):
     import math
     if _depth > 20:
@@ -57,7 +58,7 @@ def _bb_decode(x):
             return torch.from_numpy(arr.copy())
         return arr
     return {k: _bb_decode(v) for k, v in x.items()}
-'''
+"""
 
 exec(_CODEC)  # defines _bb_encode and _bb_decode here
 
@@ -74,7 +75,9 @@ def decode(text: str):
 
 # What the grader defines in a student's kernel before calling anything: the codec, and a
 # caller that returns the result as JSON (or the error), never raising.
-KERNEL_HELPERS = _CODEC + r'''
+KERNEL_HELPERS = (
+    _CODEC
+    + r"""
 
 def _bb_call(_name, _payload):
     import json, traceback
@@ -90,6 +93,7 @@ def _bb_call(_name, _payload):
         tb = traceback.extract_tb(err.__traceback__)
         where = f" (line {tb[-1].lineno})" if len(tb) > 1 else ""
         return json.dumps({"status": "error", "error": f"{type(err).__name__}: {err}"[:500] + where})
-'''
+"""
+)
 
 __all__ = ["encode", "decode", "KERNEL_HELPERS", "math"]

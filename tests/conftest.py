@@ -6,6 +6,7 @@
 * ``built_book`` gives the path of ``_build/html``; tests that need it skip when the book has
   not been built, unless ``BERTBOOK_REQUIRE_BOOK=1`` (set by CI), where they fail instead.
 """
+
 import os
 from pathlib import Path
 
@@ -20,7 +21,7 @@ LAST = ("test_determinism.py", "test_book_html.py")
 def pytest_configure(config):
     BUILD.mkdir(exist_ok=True)
     GLUE_LOG.write_text("")
-    os.environ["BERTBOOK_GLUE_LOG"] = str(GLUE_LOG)   # inherited by nbval's kernels
+    os.environ["BERTBOOK_GLUE_LOG"] = str(GLUE_LOG)  # inherited by nbval's kernels
 
 
 def pytest_collection_modifyitems(session, config, items):

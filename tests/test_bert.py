@@ -1,17 +1,35 @@
 """Chapter 4's BERT pieces (bertbook/bert.py, saved from the chapter) against transformers."""
+
 import numpy as np
 import pytest
 import torch
 from transformers import BertConfig, BertModel, BertTokenizerFast, DataCollatorForLanguageModeling
 
-from bertbook.bert import (BertLayer, bert_encoder_from, bootstrap_interval, copy_bert_layer, length_batches,
-                           mask_tokens, mean_pool, pad, teacher_path, warmup_linear, wordpiece_vocab)
+from bertbook.bert import (
+    BertLayer,
+    bert_encoder_from,
+    bootstrap_interval,
+    copy_bert_layer,
+    length_batches,
+    mask_tokens,
+    mean_pool,
+    pad,
+    teacher_path,
+    warmup_linear,
+    wordpiece_vocab,
+)
 
 
 def _bert(seed=0, **kw):
     torch.manual_seed(seed)
-    cfg = dict(vocab_size=120, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-               intermediate_size=64, max_position_embeddings=40)
+    cfg = dict(
+        vocab_size=120,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=40,
+    )
     cfg.update(kw)
     return BertModel(BertConfig(**cfg), add_pooling_layer=False).eval()
 
@@ -29,7 +47,9 @@ def test_layer_equals_bertlayer_with_padding():
         expected = hf.encoder.layer[0](x, additive)
         got, weights = ours(x, mask)
     torch.testing.assert_close(got[mask], expected[mask], atol=1e-5, rtol=1e-4)
-    assert weights[~mask[:, None, None, :].expand_as(weights)].abs().max() == 0   # no weight on padding
+    assert (
+        weights[~mask[:, None, None, :].expand_as(weights)].abs().max() == 0
+    )  # no weight on padding
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -42,7 +62,9 @@ def test_encoder_equals_bertmodel_with_segments(seed):
     mask[1, 6:] = False
     with torch.no_grad():
         states, attentions = ours(ids, mask, segments)
-        expected = hf(input_ids=ids, attention_mask=mask.long(), token_type_ids=segments).last_hidden_state
+        expected = hf(
+            input_ids=ids, attention_mask=mask.long(), token_type_ids=segments
+        ).last_hidden_state
     assert len(states) == 3 and len(attentions) == 2
     torch.testing.assert_close(states[-1][mask], expected[mask], atol=1e-5, rtol=1e-4)
 
@@ -61,10 +83,14 @@ def test_masking_is_the_collators_token_for_token(tmp_path, seed):
     tok = _tokenizer(tmp_path)
     texts = ["the cat sat on the mat", "a dog ran fast", "the slow cat"] * 40
     ids = tok(texts, padding=True, return_tensors="pt")["input_ids"]
-    special = torch.tensor([tok.get_special_tokens_mask(r, already_has_special_tokens=True) for r in ids.tolist()],
-                           dtype=torch.bool)
+    special = torch.tensor(
+        [tok.get_special_tokens_mask(r, already_has_special_tokens=True) for r in ids.tolist()],
+        dtype=torch.bool,
+    )
     expected = DataCollatorForLanguageModeling(tok, mlm_probability=0.15, seed=seed)(ids.tolist())
-    inputs, labels = mask_tokens(ids, special, len(tok), tok.mask_token_id, torch.Generator().manual_seed(seed))
+    inputs, labels = mask_tokens(
+        ids, special, len(tok), tok.mask_token_id, torch.Generator().manual_seed(seed)
+    )
     assert torch.equal(inputs, expected["input_ids"]) and torch.equal(labels, expected["labels"])
     assert (labels[special] == -100).all()
 
@@ -83,7 +109,9 @@ def test_wordpiece_vocab_is_deterministic_and_tokenises_like_wordpiece(tmp_path)
     text = "low lower lowest newer newest wider widest " * 20 + "the cat sat on the mat " * 10
     vocab = wordpiece_vocab(text, 30)
     assert vocab == wordpiece_vocab(text, 30)
-    assert vocab[:5] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] and len(set(vocab)) == len(vocab)
+    assert vocab[:5] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] and len(set(vocab)) == len(
+        vocab
+    )
     (tmp_path / "vocab.txt").write_text("\n".join(vocab) + "\n")
     tok = BertTokenizerFast(vocab=str(tmp_path / "vocab.txt"))
     pieces = tok.tokenize("lowest newer cats")
@@ -96,7 +124,10 @@ def test_length_batches_cover_every_index_once_with_little_padding():
         batches = length_batches(encodings, 32, generator)
         assert sorted(i for b in batches for i in b) == list(range(500))
     sorted_batches = length_batches(encodings, 32)
-    spread = max(max(len(encodings[i]) for i in b) - min(len(encodings[i]) for i in b) for b in sorted_batches)
+    spread = max(
+        max(len(encodings[i]) for i in b) - min(len(encodings[i]) for i in b)
+        for b in sorted_batches
+    )
     assert spread <= 10
     g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
     assert length_batches(encodings, 32, g1) == length_batches(encodings, 32, g2)
@@ -105,7 +136,10 @@ def test_length_batches_cover_every_index_once_with_little_padding():
 def test_pad_and_mean_pool_ignore_padding():
     encodings = [[2, 5, 6, 3], [2, 7, 3]]
     ids, mask = pad(encodings, [0, 1])
-    assert ids.tolist() == [[2, 5, 6, 3], [2, 7, 3, 0]] and mask.tolist() == [[1, 1, 1, 1], [1, 1, 1, 0]]
+    assert ids.tolist() == [[2, 5, 6, 3], [2, 7, 3, 0]] and mask.tolist() == [
+        [1, 1, 1, 1],
+        [1, 1, 1, 0],
+    ]
     hidden = torch.randn(2, 4, 5)
     pooled = mean_pool(hidden, mask)
     torch.testing.assert_close(pooled[1], hidden[1, :3].mean(0))
@@ -113,7 +147,9 @@ def test_pad_and_mean_pool_ignore_padding():
 
 def test_warmup_linear_schedule():
     f = warmup_linear(100)
-    assert f(0) == pytest.approx(0.1) and f(9) == pytest.approx(1.0) and f(99) == pytest.approx(1 / 90)
+    assert (
+        f(0) == pytest.approx(0.1) and f(9) == pytest.approx(1.0) and f(99) == pytest.approx(1 / 90)
+    )
 
 
 def test_bootstrap_interval_contains_the_mean_and_narrows_with_more_data():
@@ -123,20 +159,23 @@ def test_bootstrap_interval_contains_the_mean_and_narrows_with_more_data():
     assert lo < m < hi and 0.7 < m < 0.9
     _, lo2, hi2 = bootstrap_interval(large)
     assert hi2 - lo2 < (hi - lo) / 3
-    diff, dlo, dhi = bootstrap_interval(np.zeros(300))           # identical methods: no difference
+    diff, dlo, dhi = bootstrap_interval(np.zeros(300))  # identical methods: no difference
     assert diff == dlo == dhi == 0
 
 
 def test_teacher_path_depends_on_the_recipe():
     a = teacher_path("some-hub-name", {"steps": 1})
     assert a == teacher_path("some-hub-name", {"steps": 1})
-    assert a != teacher_path("some-hub-name", {"steps": 2}) and a != teacher_path("another-name", {"steps": 1})
+    assert a != teacher_path("some-hub-name", {"steps": 2}) and a != teacher_path(
+        "another-name", {"steps": 1}
+    )
     assert a.parent.name == "artifacts"
 
 
 def test_saved_teacher_is_loaded_back_from_the_cache(tmp_path, monkeypatch):
-    from bertbook.bert import SentimentClassifier, load_or_train_teacher, save_teacher
     from transformers import AutoModel
+
+    from bertbook.bert import SentimentClassifier, load_or_train_teacher, save_teacher
 
     monkeypatch.setenv("BERTBOOK_CACHE", str(tmp_path / "cache"))
     checkpoint = tmp_path / "tiny-bert"

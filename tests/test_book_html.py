@@ -3,6 +3,7 @@
 Every page loads without console errors, every image displays, math is typeset by the
 offline MathJax, notebook pages have Binder and Colab launch links to their own notebook, and
 no request leaves localhost."""
+
 import functools
 import http.server
 import shutil
@@ -11,9 +12,9 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+from conftest import ROOT, need_built_book
 
 from bertbook import maint
-from conftest import ROOT, need_built_book
 
 pytestmark = pytest.mark.timeout(600)
 # What MathJax leaves where it typeset a formula (MathML output, or its HTML-CSS/SVG outputs).
@@ -23,6 +24,7 @@ TYPESET = ".MathJax_MathML, .MathJax, .MathJax_Display, .MathJax_SVG"
 @pytest.fixture(scope="module")
 def site():
     html = need_built_book()
+
     class Quiet(http.server.SimpleHTTPRequestHandler):
         def log_message(self, *args):
             pass
@@ -47,8 +49,11 @@ def browser():
 
 
 def _pages(html: Path) -> list[str]:
-    return sorted(str(p.relative_to(html)) for p in html.rglob("*.html")
-                  if not p.relative_to(html).parts[0].startswith("_"))
+    return sorted(
+        str(p.relative_to(html))
+        for p in html.rglob("*.html")
+        if not p.relative_to(html).parts[0].startswith("_")
+    )
 
 
 def _visit(browser, base: str, page_path: str) -> dict:
@@ -56,7 +61,10 @@ def _visit(browser, base: str, page_path: str) -> dict:
     errors, outside = [], []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(str(e)))
-    page.on("response", lambda r: errors.append(f"HTTP {r.status} for {r.url}") if r.status >= 400 else None)
+    page.on(
+        "response",
+        lambda r: errors.append(f"HTTP {r.status} for {r.url}") if r.status >= 400 else None,
+    )
 
     def route(r):
         host = urlparse(r.request.url).hostname
@@ -69,13 +77,16 @@ def _visit(browser, base: str, page_path: str) -> dict:
     page.goto(f"{base}/{page_path}", wait_until="networkidle")
     info = {"errors": errors, "outside": outside}
     info["broken_images"] = page.eval_on_selector_all(
-        "img", "els => els.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)")
+        "img", "els => els.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)"
+    )
     info["has_math"] = page.eval_on_selector_all("span.math, div.math", "els => els.length") > 0
     if info["has_math"]:
-        page.wait_for_function("() => window.MathJax && MathJax.Hub && MathJax.Hub.queue.pending === 0"
-                               f" && document.querySelectorAll('{TYPESET}').length > 0", timeout=30000)
-        info["typeset"] = page.eval_on_selector_all(
-            TYPESET, "els => els.length")
+        page.wait_for_function(
+            "() => window.MathJax && MathJax.Hub && MathJax.Hub.queue.pending === 0"
+            f" && document.querySelectorAll('{TYPESET}').length > 0",
+            timeout=30000,
+        )
+        info["typeset"] = page.eval_on_selector_all(TYPESET, "els => els.length")
     info["links"] = page.eval_on_selector_all("a[href]", "els => els.map(a => a.href)")
     page.close()
     return info
@@ -118,17 +129,21 @@ def test_attention_viewer_works_in_the_static_page(site, browser):
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(f"{base}/book/04_bert.html", wait_until="networkidle")
     viewer = page.locator(".bb-attention").first
-    n_tokens = page.evaluate("() => JSON.parse(document.querySelector('.bb-attention script[type=\"application/json\"]')"
-                             ".textContent).tokens.length")
-    assert viewer.locator("text.bb-token").count() == 2 * n_tokens     # both columns of tokens
+    n_tokens = page.evaluate(
+        "() => JSON.parse(document.querySelector('.bb-attention script[type=\"application/json\"]')"
+        ".textContent).tokens.length"
+    )
+    assert viewer.locator("text.bb-token").count() == 2 * n_tokens  # both columns of tokens
     lines_before = viewer.locator("line.bb-line").count()
     assert lines_before > 0
-    strokes = lambda: viewer.locator("line.bb-line").evaluate_all("ls => ls.map(l => l.getAttribute('y2') + l.getAttribute('stroke-opacity'))")
+    strokes = lambda: viewer.locator("line.bb-line").evaluate_all(
+        "ls => ls.map(l => l.getAttribute('y2') + l.getAttribute('stroke-opacity'))"
+    )
     first = strokes()
     viewer.locator("select.bb-layer").select_option("0")
     viewer.locator("select.bb-head").select_option("3")
-    assert strokes() != first                                          # another head, other lines
+    assert strokes() != first  # another head, other lines
     viewer.locator("select.bb-mode").select_option("heatmap")
-    assert viewer.locator("rect.bb-cell").count() == n_tokens ** 2
+    assert viewer.locator("rect.bb-cell").count() == n_tokens**2
     page.close()
     assert not errors, errors

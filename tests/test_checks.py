@@ -1,4 +1,5 @@
 """The in-notebook checks and the comparison they rest on."""
+
 import random
 
 import numpy as np
@@ -37,9 +38,11 @@ def test_wire_refuses_arbitrary_objects():
 
 def test_intro_questions_pass_the_reference_and_fail_wrong_answers():
     qs = questions_for("00_intro")
-    right = {"softmax": lambda x: torch.softmax(x, -1),
-             "softmax_with_temperature": lambda x, t: torch.softmax(x / t, -1),
-             "cosine_similarity": lambda a, b: torch.nn.functional.cosine_similarity(a, b, dim=-1)}
+    right = {
+        "softmax": lambda x: torch.softmax(x, -1),
+        "softmax_with_temperature": lambda x, t: torch.softmax(x / t, -1),
+        "cosine_similarity": lambda a, b: torch.nn.functional.cosine_similarity(a, b, dim=-1),
+    }
     for q in qs.values():
         result = run_local(q, right[q.function], seed=3)
         assert result.points == q.points, result

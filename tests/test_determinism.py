@@ -3,6 +3,7 @@
 Execution 1 is the book build (``_build/jupyter_execute/**.glue.json``); execution 2 is nbval in
 this pytest session, which logs every ``bertbook.glue.record`` call to ``_build/glue-nbval.jsonl``.
 """
+
 import json
 
 from conftest import GLUE_LOG, ROOT, need_built_book

@@ -1,18 +1,28 @@
 """Chapter 5's distillation pieces (bertbook/distill.py, saved from the chapter) against PyTorch and transformers."""
+
 import pytest
 import torch
 import torch.nn.functional as F
 from transformers import BertConfig, BertModel
 
 from bertbook.bert import SentimentClassifier, predict_logits, train_classifier
-from bertbook.distill import (best_time, cosine_alignment_loss, distillation_loss, kd_loss_fn, n_parameters,
-                              soften, student_from)
+from bertbook.distill import (
+    best_time,
+    cosine_alignment_loss,
+    distillation_loss,
+    kd_loss_fn,
+    n_parameters,
+    soften,
+    student_from,
+)
 
 
 @pytest.mark.parametrize("T", [1.0, 2.0, 7.5])
 def test_distillation_loss_is_kl_div_times_t_squared(T):
     s, t = torch.randn(9, 4), 3 * torch.randn(9, 4)
-    expected = F.kl_div(F.log_softmax(s / T, -1), F.softmax(t / T, -1), reduction="batchmean") * T ** 2
+    expected = (
+        F.kl_div(F.log_softmax(s / T, -1), F.softmax(t / T, -1), reduction="batchmean") * T**2
+    )
     torch.testing.assert_close(distillation_loss(s, t, T), expected)
     assert distillation_loss(t, t, T).abs() < 1e-5
 
@@ -24,7 +34,7 @@ def test_t_squared_keeps_the_gradient_scale():
         x = s.clone().requires_grad_()
         distillation_loss(x, t, T).backward()
         norms.append(x.grad.norm().item())
-    assert 0.5 < norms[1] / norms[0] < 2                       # unscaled, it would fall about 16x
+    assert 0.5 < norms[1] / norms[0] < 2  # unscaled, it would fall about 16x
 
 
 def test_soften_is_a_flatter_softmax():
@@ -47,17 +57,29 @@ def test_kd_loss_fn_mixes_soft_and_hard_and_skips_unlabelled():
     batch = [0, 2, 4, 5]
     got = kd_loss_fn(teacher, labels, T=2.0, alpha=0.3)(logits[batch], batch)
     labelled = torch.tensor([True, False, False, True])
-    expected = 0.3 * distillation_loss(logits[batch], teacher[batch], 2.0) + \
-        0.7 * F.cross_entropy(logits[batch][labelled], labels[batch][labelled])
+    expected = 0.3 * distillation_loss(logits[batch], teacher[batch], 2.0) + 0.7 * F.cross_entropy(
+        logits[batch][labelled], labels[batch][labelled]
+    )
     torch.testing.assert_close(got, expected)
     only_unlabelled = kd_loss_fn(teacher, labels, T=2.0, alpha=0.3)(logits[[2, 4]], [2, 4])
-    torch.testing.assert_close(only_unlabelled, 0.3 * distillation_loss(logits[[2, 4]], teacher[[2, 4]], 2.0))
+    torch.testing.assert_close(
+        only_unlabelled, 0.3 * distillation_loss(logits[[2, 4]], teacher[[2, 4]], 2.0)
+    )
 
 
 def _classifier():
     torch.manual_seed(0)
-    encoder = BertModel(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=6, num_attention_heads=2,
-                                   intermediate_size=32, max_position_embeddings=32), add_pooling_layer=False)
+    encoder = BertModel(
+        BertConfig(
+            vocab_size=50,
+            hidden_size=16,
+            num_hidden_layers=6,
+            num_attention_heads=2,
+            intermediate_size=32,
+            max_position_embeddings=32,
+        ),
+        add_pooling_layer=False,
+    )
     return SentimentClassifier(encoder).eval()
 
 
@@ -66,25 +88,40 @@ def test_student_from_keeps_the_chosen_layers_and_leaves_the_teacher_alone():
     student = student_from(teacher, keep=(0, 2, 4))
     assert len(student.encoder.encoder.layer) == 3 and len(teacher.encoder.encoder.layer) == 6
     for j, i in enumerate((0, 2, 4)):
-        for (_, a), (_, b) in zip(student.encoder.encoder.layer[j].named_parameters(),
-                                  teacher.encoder.encoder.layer[i].named_parameters()):
-            assert torch.equal(a, b) and a.data_ptr() != b.data_ptr()        # copied, not shared
+        for (_, a), (_, b) in zip(
+            student.encoder.encoder.layer[j].named_parameters(),
+            teacher.encoder.encoder.layer[i].named_parameters(),
+        ):
+            assert torch.equal(a, b) and a.data_ptr() != b.data_ptr()  # copied, not shared
     assert n_parameters(student) < n_parameters(teacher)
     # The student is exactly the teacher run through layers 0, 2 and 4 only.
     ids = torch.randint(0, 50, (2, 7))
     mask = torch.ones(2, 7, dtype=torch.long)
     with torch.no_grad():
-        teacher.encoder.encoder.layer = torch.nn.ModuleList([teacher.encoder.encoder.layer[i] for i in (0, 2, 4)])
+        teacher.encoder.encoder.layer = torch.nn.ModuleList(
+            [teacher.encoder.encoder.layer[i] for i in (0, 2, 4)]
+        )
         torch.testing.assert_close(student(ids, mask), teacher(ids, mask))
 
 
 def test_distilled_training_moves_the_student_towards_the_teacher():
-    teacher, encodings = _classifier(), [[2] + torch.randint(5, 50, (n,)).tolist() + [3] for n in range(3, 23)]
+    teacher, encodings = (
+        _classifier(),
+        [[2] + torch.randint(5, 50, (n,)).tolist() + [3] for n in range(3, 23)],
+    )
     teacher_logits = predict_logits(teacher, encodings) * 4
     student = student_from(teacher, keep=(0,))
     before = distillation_loss(predict_logits(student, encodings), teacher_logits, 2.0).item()
-    labels = torch.full((len(encodings),), -1)                           # unlabelled: teacher only
-    train_classifier(student, encodings, labels, steps=30, lr=3e-3, batch_size=8, loss_fn=kd_loss_fn(teacher_logits, labels))
+    labels = torch.full((len(encodings),), -1)  # unlabelled: teacher only
+    train_classifier(
+        student,
+        encodings,
+        labels,
+        steps=30,
+        lr=3e-3,
+        batch_size=8,
+        loss_fn=kd_loss_fn(teacher_logits, labels),
+    )
     after = distillation_loss(predict_logits(student, encodings), teacher_logits, 2.0).item()
     assert after < 0.5 * before
 

@@ -1,4 +1,5 @@
 """Chapter 6's GPT (bertbook/gpt.py, saved from the chapter) against transformers' GPT-2."""
+
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 from transformers.generation.logits_process import TopKLogitsWarper, TopPLogitsWarper
@@ -8,8 +9,16 @@ from bertbook.gpt import GPT, GPTConfig, beam_search, generate, top_k_filter, to
 
 def _pair(seed=0, **kw):
     torch.manual_seed(seed)
-    cfg = dict(vocab_size=300, n_positions=48, n_layer=2, n_head=4, n_embd=32,
-               resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+    cfg = dict(
+        vocab_size=300,
+        n_positions=48,
+        n_layer=2,
+        n_head=4,
+        n_embd=32,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+    )
     cfg.update(kw)
     hf = GPT2LMHeadModel(GPT2Config(**cfg)).eval()
     return hf, GPT.from_hf(hf).eval()
@@ -46,7 +55,9 @@ def test_filters_equal_transformers_warpers():
     for k in (1, 7, 100):
         assert torch.equal(top_k_filter(scores, k), TopKLogitsWarper(k)(None, scores.clone()))
     for p in (0.05, 0.5, 0.95):
-        assert torch.equal(top_p_filter(scores, p).isinf(), TopPLogitsWarper(p)(None, scores.clone()).isinf())
+        assert torch.equal(
+            top_p_filter(scores, p).isinf(), TopPLogitsWarper(p)(None, scores.clone()).isinf()
+        )
 
 
 def test_sampling_is_seeded_and_beam_of_one_is_greedy():

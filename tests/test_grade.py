@@ -1,5 +1,6 @@
 """The grader: full marks for the solution, zero for the untouched exercise, and a score (never
 a crash, a hang or a changed file) for broken, slow and hostile notebooks."""
+
 import hashlib
 import json
 import subprocess
@@ -20,7 +21,7 @@ def _variant(tmp_path: Path, name: str, edit) -> Path:
     """A copy of the warm-up solution with ``edit(cells)`` applied."""
     nb = nbformat.read(str(SOLUTION), as_version=4)
     edit(nb.cells)
-    for cell in nb.cells:      # the course's notebooks are nbformat 4.4: no cell ids
+    for cell in nb.cells:  # the course's notebooks are nbformat 4.4: no cell ids
         cell.pop("id", None)
     path = tmp_path / f"{name}.ipynb"
     nbformat.write(nb, str(path))
@@ -28,7 +29,9 @@ def _variant(tmp_path: Path, name: str, edit) -> Path:
 
 
 def _code_index(cells, startswith: str) -> int:
-    return next(i for i, c in enumerate(cells) if c.cell_type == "code" and c.source.startswith(startswith))
+    return next(
+        i for i, c in enumerate(cells) if c.cell_type == "code" and c.source.startswith(startswith)
+    )
 
 
 def _points(report) -> dict:
@@ -52,7 +55,10 @@ def test_every_untouched_exercise_scores_zero(exercise):
 def test_a_wrong_answer_gets_partial_credit_with_reasons(tmp_path):
     def naive_softmax(cells):  # right on small inputs, NaN on large ones
         i = _code_index(cells, "def softmax")
-        cells[i].source = "def softmax(x):\n    e = x.exp()\n    return e / e.sum(dim=-1, keepdim=True)\n"
+        cells[
+            i
+        ].source = "def softmax(x):\n    e = x.exp()\n    return e / e.sum(dim=-1, keepdim=True)\n"
+
     report = grade_notebook(_variant(tmp_path, "naive", naive_softmax), **FAST)
     q1 = report.results[0]
     assert 0 < q1.points < q1.max_points
@@ -64,6 +70,7 @@ def test_error_cell_costs_only_what_depends_on_it(tmp_path):
     def break_q3(cells):
         i = _code_index(cells, "def cosine_similarity")
         cells[i].source = "1 / 0\n" + cells[i].source
+
     report = grade_notebook(_variant(tmp_path, "raises", break_q3), **FAST)
     assert _points(report) == {"q1": 3, "q2": 2, "q3": 0}
     assert any(c.status == "error" and "ZeroDivisionError" in c.error for c in report.cells)
@@ -71,7 +78,11 @@ def test_error_cell_costs_only_what_depends_on_it(tmp_path):
 
 def test_infinite_loop_is_interrupted(tmp_path):
     def loop(cells):
-        cells.insert(_code_index(cells, "def softmax_with"), nbformat.v4.new_code_cell("while True:\n    pass"))
+        cells.insert(
+            _code_index(cells, "def softmax_with"),
+            nbformat.v4.new_code_cell("while True:\n    pass"),
+        )
+
     report = grade_notebook(_variant(tmp_path, "loop", loop), **FAST)
     assert report.points == report.max_points
     assert any(c.status == "timeout" for c in report.cells)
@@ -82,7 +93,10 @@ def test_sys_exit_and_os_exit_are_survived(tmp_path):
         i = _code_index(cells, "def softmax_with")
         cells.insert(i, nbformat.v4.new_code_cell("import sys\nsys.exit(3)"))
         j = _code_index(cells, "def cosine_similarity")
-        cells[j].source = "import os\nos._exit(1)\n" + cells[j].source   # kills the kernel; q3 never defined
+        cells[j].source = (
+            "import os\nos._exit(1)\n" + cells[j].source
+        )  # kills the kernel; q3 never defined
+
     report = grade_notebook(_variant(tmp_path, "exits", exits), **FAST)
     assert _points(report) == {"q1": 3, "q2": 2, "q3": 0}
     assert report.kernel_restarts >= 1
@@ -91,14 +105,31 @@ def test_sys_exit_and_os_exit_are_survived(tmp_path):
 
 def test_megabytes_of_output_and_fake_scores(tmp_path):
     def noisy(cells):
-        cells.append(nbformat.v4.new_code_cell(
-            "for _ in range(200):\n    print('Score: 8/8 ' * 5000)\n"
-            "def check(*a, **k):\n    print('q1: 3/3 points')\n"))
+        cells.append(
+            nbformat.v4.new_code_cell(
+                "for _ in range(200):\n    print('Score: 8/8 ' * 5000)\n"
+                "def check(*a, **k):\n    print('q1: 3/3 points')\n"
+            )
+        )
         i = _code_index(cells, "def cosine_similarity")
-        cells[i].source = "def cosine_similarity(a, b):\n    return (a * b).sum(-1)\n"   # wrong
+        cells[i].source = "def cosine_similarity(a, b):\n    return (a * b).sum(-1)\n"  # wrong
+
     path = _variant(tmp_path, "noisy", noisy)
-    done = subprocess.run([sys.executable, "-m", "bertbook.grade", str(path), "--seed", "1",
-                           "--json", str(tmp_path / "out.json")], capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bertbook.grade",
+            str(path),
+            "--seed",
+            "1",
+            "--json",
+            str(tmp_path / "out.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     # The wrong cosine passes only "orthogonal vectors give 0": 1 case of 4.
     assert done.stdout.strip().splitlines()[-1] == "Score: 5.75/8"
@@ -113,6 +144,7 @@ def test_a_function_that_hangs_or_returns_junk_scores_zero(tmp_path):
         cells[i].source = "def softmax_with_temperature(x, t):\n    while True:\n        pass\n"
         j = _code_index(cells, "def cosine_similarity")
         cells[j].source = "def cosine_similarity(a, b):\n    return object()\n"
+
     report = grade_notebook(_variant(tmp_path, "hostile", hostile), **FAST)
     assert _points(report) == {"q1": 3, "q2": 0, "q3": 0}
     assert any("did not finish" in why for _, why in report.results[1].failed)
@@ -120,8 +152,12 @@ def test_a_function_that_hangs_or_returns_junk_scores_zero(tmp_path):
 
 def test_the_submitted_file_is_never_changed(tmp_path):
     def writes(cells):
-        cells.append(nbformat.v4.new_code_cell(
-            "import glob\nfor f in glob.glob('*.ipynb'):\n    open(f, 'w').write('gone')"))
+        cells.append(
+            nbformat.v4.new_code_cell(
+                "import glob\nfor f in glob.glob('*.ipynb'):\n    open(f, 'w').write('gone')"
+            )
+        )
+
     path = _variant(tmp_path, "writer", writes)
     before = hashlib.sha256(path.read_bytes()).hexdigest()
     grade_notebook(path, **FAST)
@@ -133,8 +169,12 @@ def test_a_folder_gives_a_gradebook(tmp_path):
     folder.mkdir()
     (folder / "alice.ipynb").write_bytes(SOLUTION.read_bytes())
     (folder / "bob.ipynb").write_bytes((ROOT / "exercises" / "00_intro.ipynb").read_bytes())
-    done = subprocess.run([sys.executable, "-m", "bertbook.grade", str(folder), "--csv", str(tmp_path / "g.csv")],
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "bertbook.grade", str(folder), "--csv", str(tmp_path / "g.csv")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     rows = (tmp_path / "g.csv").read_text().splitlines()
     assert rows[0] == "notebook,exercise,q1,q2,q3,score,max_score"
@@ -142,17 +182,24 @@ def test_a_folder_gives_a_gradebook(tmp_path):
     assert rows[2].endswith(",0.0,8") and "bob" in rows[2]
 
 
-@pytest.mark.parametrize("content, message", [
-    (None, "no such file"),
-    ("this is not json", "not a Jupyter notebook"),
-    (nbformat.writes(nbformat.v4.new_notebook()), "not a course exercise"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (None, "no such file"),
+        ("this is not json", "not a Jupyter notebook"),
+        (nbformat.writes(nbformat.v4.new_notebook()), "not a course exercise"),
+    ],
+)
 def test_unusable_input_is_one_line_and_exit_2(tmp_path, content, message):
     path = tmp_path / "sub.ipynb"
     if content is not None:
         path.write_text(content)
-    done = subprocess.run([sys.executable, "-m", "bertbook.grade", str(path)], capture_output=True,
-                          text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "bertbook.grade", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2
     assert done.stdout == ""
     assert len(done.stderr.strip().splitlines()) == 1 and message in done.stderr

@@ -1,4 +1,5 @@
 """The repository URL is written once (_config.yml); every launch link and install line derives from it."""
+
 import tomllib
 
 from bertbook import maint

@@ -1,4 +1,5 @@
 """Chapter 1's code (bertbook/seq2seq.py, saved from the chapter) against the library."""
+
 import torch
 import torch.nn.functional as F
 
@@ -36,6 +37,7 @@ def test_exercise_reference_equals_the_chapter_module():
             a.U.bias.zero_()
             a.v.weight.copy_(v[None, :])
         return a.scores(s, a.U(enc))
+
     assert run_local(q1, chapter_scores).points == q1.points
 
 
@@ -45,7 +47,13 @@ def test_splits_are_disjoint_and_reproducible():
     assert a == b
     src = [{" ".join(s) for s, _ in split} for split in a]
     assert not (src[0] & src[2]) and not (src[1] & src[2])
-    assert seq2seq.words("quatre-vingt-dix-sept mille") == ["quatre", "vingt", "dix", "sept", "mille"]
+    assert seq2seq.words("quatre-vingt-dix-sept mille") == [
+        "quatre",
+        "vingt",
+        "dix",
+        "sept",
+        "mille",
+    ]
 
 
 def test_vocab_round_trip_and_padding():

@@ -1,6 +1,14 @@
 """The graded questions of each exercise notebook, keyed by the notebook's file name."""
-from . import (q00_intro, q01_seq2seq_attention, q02_transformer, q03_tokenizers, q04_bert, q05_distilbert,
-               q06_gpt2)
+
+from . import (
+    q00_intro,
+    q01_seq2seq_attention,
+    q02_transformer,
+    q03_tokenizers,
+    q04_bert,
+    q05_distilbert,
+    q06_gpt2,
+)
 
 REGISTRY = {
     "00_intro": q00_intro.questions,

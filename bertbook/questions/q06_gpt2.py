@@ -1,4 +1,5 @@
 """Chapter 6 questions: causal attention, top-k, top-p, perplexity (exercises/06_gpt2.ipynb)."""
+
 from __future__ import annotations
 
 import random
@@ -10,7 +11,11 @@ def causal_cases(rng: random.Random) -> list[Case]:
     import torch.nn.functional as F
 
     cases = []
-    for name, shape in [("one head", (1, 1, 5, 8)), ("a batch of 4 heads", (2, 4, 7, 16)), ("T = 1", (3, 2, 1, 4))]:
+    for name, shape in [
+        ("one head", (1, 1, 5, 8)),
+        ("a batch of 4 heads", (2, 4, 7, 16)),
+        ("T = 1", (3, 2, 1, 4)),
+    ]:
         q, k, v = randn(rng, *shape), randn(rng, *shape), randn(rng, *shape)
         cases.append(Case(name, (q, k, v), F.scaled_dot_product_attention(q, k, v, is_causal=True)))
     return cases
@@ -34,8 +39,14 @@ def top_p_cases(rng: random.Random) -> list[Case]:
         x = randn(rng, 4, 60, scale=2.0)
         cases.append(Case(f"p = {p}", (x, p), TopPLogitsWarper(p)(None, x.clone())))
     peaked = randn(rng, 2, 30)
-    peaked[:, 0] = 20.0                                    # one token holds almost all the mass
-    cases.append(Case("a sure model keeps only its top token", (peaked, 0.9), TopPLogitsWarper(0.9)(None, peaked.clone())))
+    peaked[:, 0] = 20.0  # one token holds almost all the mass
+    cases.append(
+        Case(
+            "a sure model keeps only its top token",
+            (peaked, 0.9),
+            TopPLogitsWarper(0.9)(None, peaked.clone()),
+        )
+    )
     return cases
 
 
@@ -48,26 +59,61 @@ def perplexity_cases(rng: random.Random) -> list[Case]:
         logits = randn(rng, B, T, V, scale=2.0)
         g = torch.Generator().manual_seed(rng.randrange(2**31))
         targets = torch.randint(0, V, (B, T), generator=g)
-        cases.append(Case(name, (logits, targets), torch.exp(F.cross_entropy(logits.flatten(0, 1), targets.flatten())).item(),
-                          rtol=1e-4))
+        cases.append(
+            Case(
+                name,
+                (logits, targets),
+                torch.exp(F.cross_entropy(logits.flatten(0, 1), targets.flatten())).item(),
+                rtol=1e-4,
+            )
+        )
     uniform = torch.zeros(2, 5, 37)
-    cases.append(Case("a uniform model over 37 tokens has perplexity 37", (uniform, torch.zeros(2, 5, dtype=torch.long)), 37.0))
+    cases.append(
+        Case(
+            "a uniform model over 37 tokens has perplexity 37",
+            (uniform, torch.zeros(2, 5, dtype=torch.long)),
+            37.0,
+        )
+    )
     return cases
 
 
 def questions() -> list[Question]:
     return [
-        Question("q1", "causal_attention", 3,
-                 "torch.ones(T, T, dtype=torch.bool).tril() is the mask; scores where it is False become "
-                 "-inf before the softmax; remember the 1/sqrt(d).", causal_cases, "Causal self-attention"),
-        Question("q2", "top_k_filter", 2,
-                 "logits.topk(k, dim=-1).values[..., -1:] is each row's k-th largest value; everything "
-                 "strictly below it becomes -inf (masked_fill).", top_k_cases, "Top-k filtering"),
-        Question("q3", "top_p_filter", 3,
-                 "Sort descending, softmax, cumsum; a token is removed when the mass of the tokens before "
-                 "it already reaches p; scatter the decision back to the original order.", top_p_cases,
-                 "Top-p (nucleus) filtering"),
-        Question("q4", "perplexity", 2,
-                 "exp of the mean cross-entropy: F.cross_entropy(logits.flatten(0, 1), targets.flatten()).exp(); "
-                 "return a Python float (.item()).", perplexity_cases, "Perplexity from logits"),
+        Question(
+            "q1",
+            "causal_attention",
+            3,
+            "torch.ones(T, T, dtype=torch.bool).tril() is the mask; scores where it is False become "
+            "-inf before the softmax; remember the 1/sqrt(d).",
+            causal_cases,
+            "Causal self-attention",
+        ),
+        Question(
+            "q2",
+            "top_k_filter",
+            2,
+            "logits.topk(k, dim=-1).values[..., -1:] is each row's k-th largest value; everything "
+            "strictly below it becomes -inf (masked_fill).",
+            top_k_cases,
+            "Top-k filtering",
+        ),
+        Question(
+            "q3",
+            "top_p_filter",
+            3,
+            "Sort descending, softmax, cumsum; a token is removed when the mass of the tokens before "
+            "it already reaches p; scatter the decision back to the original order.",
+            top_p_cases,
+            "Top-p (nucleus) filtering",
+        ),
+        Question(
+            "q4",
+            "perplexity",
+            2,
+            "exp of the mean cross-entropy: F.cross_entropy(logits.flatten(0, 1), targets.flatten()).exp(); "
+            "return a Python float (.item()).",
+            perplexity_cases,
+            "Perplexity from logits",
+        ),
     ]

@@ -12,7 +12,10 @@ def _dedupe(app, pagename, templatename, context, doctree):
     seen, kept = set(), []
     for js in scripts:
         # An inline script has filename None or "" depending on who added it.
-        key = (getattr(js, "filename", str(js)) or "", repr(sorted(getattr(js, "attributes", {}).items())))
+        key = (
+            getattr(js, "filename", str(js)) or "",
+            repr(sorted(getattr(js, "attributes", {}).items())),
+        )
         if key not in seen:
             seen.add(key)
             kept.append(js)
