@@ -7,7 +7,6 @@ this file."""
 import copy
 import time
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F

@@ -1,7 +1,8 @@
 """Serve MathJax from the built book itself, so formulas render offline.
 
 The files come from the installed pip package ``jupyter-server-mathjax`` (MathJax 2.7) and are
-copied into ``<html>/_static/mathjax`` (Sphinx resolves ``mathjax_path`` there) when the build finishes; nothing third-party is committed."""
+copied into ``<html>/_static/mathjax`` (Sphinx resolves ``mathjax_path`` there) when the
+build finishes; nothing third-party is committed."""
 
 import shutil
 from pathlib import Path
