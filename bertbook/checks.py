@@ -26,6 +26,18 @@ class Case:
     expected: Any  # what the reference answer returns
     atol: float = 1e-5
     rtol: float = 1e-4
+    # The edge of the task this case guards, as the chapter names it, for a case that no listed
+    # mistake fails (e.g. "an empty input"); empty for a case that catches a listed mistake.
+    edge: str = ""
+
+
+@dataclass
+class Mistake:
+    """A typical wrong answer, written as code, so that feedback can name it."""
+
+    name: str  # short, e.g. "wrong axis"
+    says: str  # completes "this is what ... gives", e.g. "softmax over the first axis"
+    fn: Callable  # the wrong implementation; runs in the grader on each case's inputs
 
 
 @dataclass
@@ -33,9 +45,17 @@ class Question:
     id: str  # "q1"
     function: str  # the name the student defines
     points: int
-    hint: str
+    hint: str  # the fuller hint, shown after the second failed check (never the whole answer)
     cases: Callable[[random.Random], list[Case]]
     title: str = ""
+    nudge: str = ""  # one line, shown after the first failed check
+    mistakes: list[Mistake] = field(default_factory=list)
+    # Earlier answers this function calls: name -> the reference, as kernel-side code (an
+    # expression). The function is graded with them replaced, so one mistake is charged once.
+    uses: dict[str, str] = field(default_factory=dict)
+    # Calls the answer must not make (dotted names as written, e.g. "F.scaled_dot_product_attention"
+    # or just "scaled_dot_product_attention"); an answer that makes one scores 0 on the question.
+    forbidden: tuple[str, ...] = ()
 
 
 @dataclass
