@@ -10,8 +10,11 @@ the grader can use fresh inputs on every run while the notebook shows stable fee
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import math
 import random
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,6 +59,37 @@ class Question:
     # Calls the answer must not make (dotted names as written, e.g. "F.scaled_dot_product_attention"
     # or just "scaled_dot_product_attention"); an answer that makes one scores 0 on the question.
     forbidden: tuple[str, ...] = ()
+    exercise: str = ""  # filled in by questions_for
+
+
+@dataclass
+class Prepared:
+    """A question's cases, with what each listed mistake returns on them: all computed from the
+    references in the grader's process, before any student code runs."""
+
+    question: Question
+    cases: list[Case]
+    mistake_values: list[list[tuple[Mistake, Any]]]  # per case
+
+
+def case_rng(seed: int, exercise: str, question_id: str) -> random.Random:
+    """The cases of one question depend on (seed, exercise, question) alone: not on the order
+    in which notebooks or questions are graded."""
+    return random.Random(f"{seed}/{exercise}/{question_id}")
+
+
+def prepare(question: Question, seed: int) -> Prepared:
+    cases = question.cases(case_rng(seed, question.exercise, question.id))
+    per_case = []
+    for case in cases:
+        values = []
+        for mistake in question.mistakes:
+            try:  # on copies: a mistake that edits its inputs must not change the case
+                values.append((mistake, mistake.fn(*wire.decode(wire.encode(case.args)))))
+            except Exception:
+                pass  # a mistake that raises is told apart by the raise itself
+        per_case.append(values)
+    return Prepared(question, cases, per_case)
 
 
 @dataclass
@@ -109,6 +143,15 @@ def compare(expected, got, atol: float, rtol: float, where: str = "result") -> s
             return f"{where}: expected a torch tensor, got a {got_kind} array"
         if tuple(got_arr.shape) != tuple(exp_arr.shape):
             return f"{where}: expected shape {tuple(exp_arr.shape)}, got {tuple(got_arr.shape)}"
+        got_dtype = str(getattr(got, "dtype", got_arr.dtype)).replace("torch.", "")
+        if exp_arr.dtype == bool and got_arr.dtype != bool:
+            return f"{where}: expected a boolean {exp_kind} array, got dtype {got_dtype}"
+        if exp_arr.dtype.kind == "c" or got_arr.dtype.kind == "c":
+            if exp_arr.dtype.kind != got_arr.dtype.kind:
+                return f"{where}: expected dtype {exp_arr.dtype}, got dtype {got_dtype}"
+            if not np.allclose(got_arr, exp_arr, atol=atol, rtol=rtol, equal_nan=True):
+                return f"{where}: values differ"
+            return None
         if exp_arr.dtype == bool or exp_arr.dtype.kind in "iub":
             if not np.array_equal(got_arr, exp_arr):
                 bad = int((got_arr != exp_arr).sum())
@@ -118,9 +161,19 @@ def compare(expected, got, atol: float, rtol: float, where: str = "result") -> s
         exp_f = exp_arr.astype(np.float64)
         if np.isnan(got_f).any() and not np.isnan(exp_f).any():
             return f"{where}: contains NaN"
-        if not np.allclose(got_f, exp_f, atol=atol, rtol=rtol, equal_nan=True):
+        if np.isinf(got_f).any() and not np.isinf(exp_f).any():
+            return f"{where}: contains inf"
+        close = np.isclose(got_f, exp_f, atol=atol, rtol=rtol, equal_nan=True)
+        if not close.all():
             diff = np.nanmax(np.abs(got_f - exp_f))
-            return f"{where}: values differ (largest difference {diff:.3g})"
+            note = ""
+            exp_dtype = str(getattr(expected, "dtype", exp_arr.dtype)).replace("torch.", "")
+            if got_dtype != exp_dtype:
+                note = f"; your result has dtype {got_dtype}, the reference {exp_dtype}"
+            return (
+                f"{where}: {int((~close).sum())} of {close.size} values differ "
+                f"(largest difference {diff:.3g}){note}"
+            )
         return None
     if isinstance(expected, bool):
         return (
@@ -157,13 +210,37 @@ def compare(expected, got, atol: float, rtol: float, where: str = "result") -> s
     return None if got == expected else f"{where}: expected {expected!r}, got {got!r}"
 
 
-def score(question: Question, outcomes: list[tuple[Case, str, Any]]) -> Result:
+def name_mistake(mistake_values: list[tuple[Mistake, Any]], got, case: Case) -> str:
+    """' (this is what <a listed mistake> gives)' when got equals that mistake's value."""
+    for mistake, value in mistake_values:
+        try:
+            if compare(value, got, case.atol, case.rtol) is None:
+                return f" (this is what {mistake.says} gives)"
+        except Exception:
+            continue
+    return ""
+
+
+def score(
+    question: Question,
+    outcomes: list[tuple[Case, str, Any]],
+    mistake_values: list[list[tuple[Mistake, Any]]] | None = None,
+) -> Result:
     """Points for a question from its cases' outcomes: ('ok', value) or ('error', message).
 
-    Each case is worth an equal share of the points (partial credit)."""
+    Each case is worth an equal share of the points (partial credit). A wrong value that equals
+    what a listed mistake returns is named in the feedback."""
     result = Result(question.id, 0.0, question.points)
-    for case, status, value in outcomes:
-        why = value if status == "error" else compare(case.expected, value, case.atol, case.rtol)
+    for i, (case, status, value) in enumerate(outcomes):
+        if status == "error":
+            why = value
+        else:
+            try:
+                why = compare(case.expected, value, case.atol, case.rtol)
+            except Exception as err:  # a value compare cannot take: a wrong answer, not a crash
+                why = f"result: cannot be compared ({type(err).__name__})"
+            if why is not None and mistake_values:
+                why += name_mistake(mistake_values[i], value, case)
         if why is None:
             result.passed.append(case.name)
         else:
@@ -173,14 +250,79 @@ def score(question: Question, outcomes: list[tuple[Case, str, Any]]) -> Result:
     return result
 
 
+def forbidden_calls(source: str, forbidden: tuple[str, ...]) -> list[str]:
+    """The forbidden names an answer's source uses (a teaching rule, read from its syntax)."""
+    import ast
+
+    if not forbidden:
+        return []
+    try:
+        tree = ast.parse(textwrap.dedent(source))
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return []
+    used = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            used.add(node.id)
+        elif isinstance(node, ast.Attribute):
+            used.add(node.attr)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            used.add(node.value)  # getattr(F, "scaled_dot_product_attention")
+    return [name for name in forbidden if name.split(".")[-1] in used]
+
+
+def rule_result(question: Question, broken: list[str]) -> Result:
+    names = ", ".join(broken)
+    why = f"uses {names}, which this question asks you not to call"
+    return Result(question.id, 0.0, question.points, failed=[("all", why)], note=why)
+
+
+@contextlib.contextmanager
+def references_in(fn: Callable, question: Question):
+    """Within the block, the earlier answers ``fn`` calls are the references (charged once)."""
+    namespace = getattr(fn, "__globals__", None)
+    if not question.uses or namespace is None:
+        yield
+        return
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
+    env = {"torch": torch, "F": F, "math": math, "np": np}
+    saved = {name: namespace.get(name, _MISSING) for name in question.uses}
+    try:
+        for name, expression in question.uses.items():
+            namespace[name] = eval(expression, env)  # the course's own reference code
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is _MISSING:
+                namespace.pop(name, None)
+            else:
+                namespace[name] = value
+
+
+_MISSING = object()
+
+
 def run_local(question: Question, fn: Callable, seed: int = 0) -> Result:
     """Run a question's cases on a function in this process (what ``check`` does)."""
+    if question.forbidden:
+        try:
+            source = inspect.getsource(fn)
+        except (OSError, TypeError):
+            source = ""
+        broken = forbidden_calls(source, question.forbidden)
+        if broken:
+            return rule_result(question, broken)
+    prepared = prepare(question, seed)
     outcomes = []
-    for case in question.cases(random.Random(seed)):
+    for case in prepared.cases:
         # The arguments cross the wire format, as in the grader: the student gets copies.
         args = wire.decode(wire.encode(case.args))
         try:
-            value = wire.decode(wire.encode(fn(*args)))
+            with references_in(fn, question):
+                value = wire.decode(wire.encode(fn(*args)))
         except NotImplementedError:
             return Result(
                 question.id,
@@ -193,17 +335,17 @@ def run_local(question: Question, fn: Callable, seed: int = 0) -> Result:
             outcomes.append((case, "error", f"raised {type(err).__name__}: {err}"))
             continue
         outcomes.append((case, "ok", value))
-    return score(question, outcomes)
+    return score(question, outcomes, prepared.mistake_values)
 
 
-def format_result(result: Result, hint: str = "") -> str:
+def format_result(result: Result, hint: str = "", label: str = "Hint") -> str:
     lines = [f"{result.question}: {result.points:g}/{result.max_points} points"]
     for name in result.passed:
         lines.append(f"  PASS  {name}")
     for name, why in result.failed:
         lines.append(f"  FAIL  {name}: {why}")
-    if result.failed and hint:
-        lines.append(f"  Hint: {hint}")
+    if result.failed and hint and result.note != "not implemented yet":
+        lines.append(f"  {label}: {hint}")
     return "\n".join(lines)
 
 
@@ -214,18 +356,35 @@ def questions_for(exercise: str) -> dict[str, Question]:
         raise KeyError(
             f"{exercise!r} is not a course exercise (known: {', '.join(sorted(REGISTRY))})"
         )
-    return {q.id: q for q in REGISTRY[exercise]()}
+    questions = {q.id: q for q in REGISTRY[exercise]()}
+    for q in questions.values():
+        q.exercise = exercise
+    return questions
+
+
+def hint_for(question: Question, failed_checks: int) -> tuple[str, str]:
+    """(label, text) to show after this many failed checks: nothing before the first failure,
+    a nudge after it, the fuller hint from the second on."""
+    if failed_checks <= 0:
+        return "", ""
+    if failed_checks == 1 and question.nudge:
+        return "Nudge", question.nudge
+    return "Hint", question.hint
 
 
 def checker(exercise: str) -> Callable:
     """The ``check(question_id, function)`` helper of one exercise notebook."""
     questions = questions_for(exercise)
+    failures = dict.fromkeys(questions, 0)  # failed checks so far, per question
 
     def check(question_id: str, fn: Callable) -> None:
         if question_id not in questions:
             raise KeyError(f"no question {question_id!r}; this exercise has {', '.join(questions)}")
         question = questions[question_id]
         result = run_local(question, fn)
-        print(format_result(result, question.hint))
+        if result.failed and result.note != "not implemented yet":
+            failures[question_id] += 1
+        label, text = hint_for(question, failures[question_id] if result.failed else 0)
+        print(format_result(result, text, label))
 
     return check

@@ -1,34 +1,64 @@
-"""Grade exercise notebooks: ``python -m bertbook.grade NOTEBOOK_OR_FOLDER... [--json OUT] [--csv OUT]``.
+"""Grade exercise notebooks: ``python -m bertbook.grade NOTEBOOK_OR_FOLDER... [options]``.
 
-Each notebook runs in a fresh kernel on a temporary copy (the submitted file is never
-touched), cell by cell with a time limit per cell. Then each question's function is called in
-that kernel on inputs drawn fresh for this run, and its results are compared with the
-reference answer here, in the grader's own process. A cell that raises, hangs, exits or kills
-the kernel costs only the questions that depend on it. Exit status: 0 whenever grading
+A run goes in this order, so that no student's code can touch what another is graded by:
+1. every notebook is read once and copied into the grader's private folder (the originals are
+   never opened again);
+2. every test case of every question graded (inputs, reference answers, and what each listed
+   mistake returns) is computed here, in the grader's process, from one seed;
+3. each notebook runs in a fresh kernel inside its own sandbox (``bertbook.sandbox``), cell by
+   cell with a time limit each; then each question's function is called there on the cases'
+   inputs, and the results are checked here. Several notebooks run at once (``-j``).
+Any failure while grading one notebook costs that notebook, with a status and a reason, never
+the run; results are written as each notebook finishes. Exit status: 0 whenever grading
 happened (zero points included); 2 with a one-line error for input that cannot be graded.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
+import concurrent.futures
 import json
+import os
+import queue
 import random
-import shutil
 import sys
 import tempfile
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
 
-from . import wire
-from .checks import Question, Result, format_result, questions_for, score
-from .kernel import CellRun, Sandbox
+from . import __version__, gradebook, sandbox, wire
+from .checks import (
+    Prepared,
+    Result,
+    forbidden_calls,
+    format_result,
+    prepare,
+    questions_for,
+    rule_result,
+    score,
+)
+from .integrity import Package
+from .kernel import CellRun, Jail, Kernel
+
+MAX_NOTEBOOK_BYTES = 20_000_000
 
 
 class Unusable(Exception):
     """Input that cannot be graded at all (missing, not a notebook, not a course exercise)."""
+
+
+@dataclass
+class Submission:
+    path: str  # as given on the command line (what reports show)
+    student: str = ""
+    exercise: str = ""
+    copy: Path | None = None  # the snapshot in the grader's private folder
+    nb: nbformat.NotebookNode | None = None
+    problem: str = ""  # why it cannot be graded; empty when it can
 
 
 @dataclass
@@ -38,6 +68,11 @@ class Report:
     results: list[Result]
     cells: list[CellRun] = field(default_factory=list)
     kernel_restarts: int = 0
+    student: str = ""
+    status: str = "graded"  # or the reason the notebook could not be graded
+    sandbox: str = "none"
+    seed: int = 0
+    memory_limit: str = ""
 
     @property
     def points(self) -> float:
@@ -50,7 +85,9 @@ class Report:
     def as_dict(self) -> dict:
         return {
             "notebook": self.path,
+            "student": self.student,
             "exercise": self.exercise,
+            "status": self.status,
             "score": self.points,
             "max_score": self.max_points,
             "questions": [r.as_dict() for r in self.results],
@@ -60,41 +97,88 @@ class Report:
                 if c.status != "ok"
             ],
             "kernel_restarts": self.kernel_restarts,
+            "seed": self.seed,
+            "grader_version": __version__,
+            "sandbox": self.sandbox,
         }
 
 
+# -- reading submissions -------------------------------------------------------------------------
 def read_exercise(path: Path) -> tuple[nbformat.NotebookNode, str]:
-    if not path.is_file():
-        raise Unusable(f"{path}: no such file")
+    """The notebook and its exercise name; Unusable with a one-line reason otherwise."""
     try:
-        nb = nbformat.read(str(path), as_version=4)
+        if not path.is_file():
+            raise Unusable(f"{path}: no such file")
+        if path.stat().st_size > MAX_NOTEBOOK_BYTES:
+            raise Unusable(f"{path}: larger than {MAX_NOTEBOOK_BYTES // 10**6} MB")
+        text = path.read_bytes()
+    except OSError as err:
+        raise Unusable(f"{path}: cannot be read ({err.strerror or type(err).__name__})") from None
+    return parse_exercise(text, str(path))
+
+
+def parse_exercise(data: bytes, name: str) -> tuple[nbformat.NotebookNode, str]:
+    try:
+        nb = nbformat.reads(data.decode("utf-8"), as_version=4)
+        exercise = nb.metadata.get("bertbook", {}).get("exercise")
+        cells = [c for c in nb.cells if c.cell_type == "code" and isinstance(c.source, str)]
     except Exception as err:
-        raise Unusable(f"{path}: not a Jupyter notebook ({type(err).__name__})") from None
-    exercise = nb.metadata.get("bertbook", {}).get("exercise")
-    if not exercise:
-        raise Unusable(f"{path}: not a course exercise (no bertbook.exercise in its metadata)")
+        raise Unusable(f"{name}: not a Jupyter notebook ({type(err).__name__})") from None
+    if not exercise or not isinstance(exercise, str):
+        raise Unusable(f"{name}: not a course exercise (no bertbook.exercise in its metadata)")
     try:
         questions_for(exercise)
     except KeyError as err:
-        raise Unusable(f"{path}: {err.args[0]}") from None
+        raise Unusable(f"{name}: {err.args[0]}") from None
+    if not cells:
+        raise Unusable(f"{name}: has no code cells")
     return nb, exercise
 
 
-def _call_question(box: Sandbox, question: Question, rng: random.Random, timeout: float) -> Result:
-    cases = question.cases(rng)
+def snapshot(found: list[tuple[Path, Path | None]], into: Path) -> list[Submission]:
+    """Read every notebook once and copy it into the private folder ``into``."""
+    subs = []
+    for i, (path, root) in enumerate(found):
+        sub = Submission(str(path))
+        try:
+            if path.stat().st_size > MAX_NOTEBOOK_BYTES:
+                raise Unusable(f"{path}: larger than {MAX_NOTEBOOK_BYTES // 10**6} MB")
+            data = path.read_bytes()
+            sub.nb, sub.exercise = parse_exercise(data, str(path))
+            sub.copy = into / f"{i:04d}" / path.name
+            sub.copy.parent.mkdir(mode=0o700)
+            sub.copy.write_bytes(data)
+        except Unusable as err:
+            sub.problem = str(err).removeprefix(f"{path}: ")
+        except OSError as err:
+            sub.problem = f"cannot be read ({err.strerror or type(err).__name__})"
+        sub.student = gradebook.student_id(path, root, sub.exercise)
+        subs.append(sub)
+    return subs
+
+
+# -- calling the questions -----------------------------------------------------------------------
+def _not_defined(question, why: str) -> Result:
+    return Result(question.id, 0.0, question.points, failed=[("all", why)], note=why)
+
+
+def _call_question(box: Kernel, prepared: Prepared, timeout: float) -> Result:
+    question = prepared.question
     status, text = box.evaluate(f"callable(globals().get({question.function!r}))", timeout=10)
     if status != "ok" or text is not True:
-        return Result(
-            question.id,
-            0.0,
-            question.points,
-            failed=[("all", f"no function named {question.function} was defined")],
-            note=f"{question.function} not defined",
-        )
+        return _not_defined(question, f"no function named {question.function} was defined")
+    if question.forbidden:
+        status, source = box.evaluate(f"_bb_source({question.function!r})", timeout=10)
+        broken = forbidden_calls(source, question.forbidden) if isinstance(source, str) else []
+        if broken:
+            return rule_result(question, broken)
+    uses = json.dumps(question.uses)
     outcomes = []
-    for case in cases:
+    for case in prepared.cases:
         payload = wire.encode(case.args)
-        status, text = box.evaluate(f"_bb_call({question.function!r}, {payload!r})", timeout)
+        status, text = box.evaluate(
+            f"_bb_call({question.function!r}, {payload!r}, {uses!r})", timeout
+        )
         if status != "ok":
             why = {
                 "timeout": f"did not finish within {timeout:g} s",
@@ -104,58 +188,179 @@ def _call_question(box: Sandbox, question: Question, rng: random.Random, timeout
             continue
         try:
             reply = json.loads(text)
-        except (TypeError, ValueError):
+            kind = reply["status"]
+        except Exception:  # junk, deep nesting, a reply that is not an object
             outcomes.append((case, "error", "unreadable result"))
             continue
-        if reply.get("status") == "ok":
-            outcomes.append((case, "ok", wire._bb_decode(reply.get("value"))))  # noqa: SLF001
-        elif reply.get("status") == "missing":
+        if kind == "ok":
+            try:
+                outcomes.append((case, "ok", wire.decode_untrusted(reply.get("value"))))
+            except wire.WireError as err:
+                outcomes.append((case, "error", f"returned a value that cannot be graded ({err})"))
+        elif kind == "missing":
             outcomes.append((case, "error", f"{question.function} is not defined"))
         elif str(reply.get("error", "")).startswith("NotImplementedError"):
-            return Result(
-                question.id,
-                0.0,
-                question.points,
-                failed=[("all", "not implemented yet")],
-                note="not implemented yet",
-            )
+            return _not_defined(question, "not implemented yet")
         else:
-            outcomes.append((case, "error", f"raised {reply.get('error')}"))
-    return score(question, outcomes)
+            outcomes.append((case, "error", f"raised {str(reply.get('error'))[:600]}"))
+    return score(question, outcomes, prepared.mistake_values)
+
+
+@dataclass
+class Settings:
+    cell_timeout: float = 60
+    call_timeout: float = 20
+    notebook_timeout: float = 900  # all cells together; later cells are skipped past it
+    seed: int = 0
+    jail: Jail | None = None  # None: no sandbox
+
+
+def _run_notebook(sub: Submission, prepared: list[Prepared], settings: Settings, uid) -> Report:
+    report = Report(sub.path, sub.exercise, [], student=sub.student, seed=settings.seed)
+    report.sandbox = "bubblewrap" if settings.jail else "none"
+    jail = None
+    if settings.jail is not None:
+        jail = Jail(settings.jail.memory, uid)
+    with Kernel(cwd=str(sub.copy.parent), jail=jail) as box:
+        deadline = time.monotonic() + settings.notebook_timeout
+        for i, cell in enumerate(sub.nb.cells):
+            if cell.cell_type != "code" or not str(cell.source).strip():
+                continue
+            left = deadline - time.monotonic()
+            if left <= 0:
+                report.cells.append(CellRun(i, "skipped", "past the notebook's time limit"))
+                continue
+            # IPython magics and shell escapes run as the student wrote them.
+            report.cells.append(box.run_cell(i, str(cell.source), min(settings.cell_timeout, left)))
+        box.define(wire.KERNEL_HELPERS)
+        for p in prepared:
+            try:
+                report.results.append(_call_question(box, p, settings.call_timeout))
+            except Exception as err:  # the grader's own bug costs one question
+                report.results.append(
+                    _not_defined(p.question, f"grader error ({type(err).__name__})")
+                )
+        report.kernel_restarts = box.restarts
+    return report
+
+
+def grade_submission(
+    sub: Submission, prepared: list[Prepared], settings: Settings, uid=None
+) -> Report:
+    """One notebook's report; every failure becomes a status, never an exception."""
+    if sub.problem:
+        return Report(
+            sub.path, sub.exercise, [], student=sub.student, status=sub.problem, seed=settings.seed
+        )
+    try:
+        return _run_notebook(sub, prepared, settings, uid)
+    except Exception as err:
+        zero = [_not_defined(p.question, "not graded") for p in prepared]
+        why = f"could not be graded ({type(err).__name__}: {str(err)[:200]})"
+        return Report(
+            sub.path, sub.exercise, zero, student=sub.student, status=why, seed=settings.seed
+        )
+
+
+# -- a run ---------------------------------------------------------------------------------------
+class Run:
+    """Grades a list of notebooks: snapshots, references, parallel sandboxed kernels, outputs."""
+
+    def __init__(self, found, settings: Settings, jobs: int = 1, on_report=None):
+        self.settings = settings
+        self.jobs = max(1, jobs)
+        self.on_report = on_report or (lambda report: None)
+        self.found = found
+        self.reports: list[Report] = []
+        self.lock = threading.Lock()
+        self.invalid = ""  # set once the package changed: every later report is invalid
+        self.warnings: list[str] = []
+
+    def execute(self) -> list[Report]:
+        package = Package()
+        for name in package.local_edits:
+            self.warnings.append(
+                f"warning: {name} differs from its {package.source} record; the references use it "
+                "as it is (reinstall the course package if you did not edit it)"
+            )
+        with tempfile.TemporaryDirectory(prefix="bertbook-grade-") as private:
+            os.chmod(private, 0o700)
+            subs = snapshot(self.found, Path(private))
+            prepared: dict[str, list[Prepared]] = {}
+            for ex in sorted({s.exercise for s in subs if not s.problem}):
+                prepared[ex] = [prepare(q, self.settings.seed) for q in questions_for(ex).values()]
+            slots: queue.Queue = queue.Queue()
+            for slot in range(self.jobs):
+                root = os.geteuid() == 0 and self.settings.jail is not None
+                slots.put(sandbox.FIRST_UID + slot if root else None)
+
+            def work(sub: Submission) -> Report:
+                uid = slots.get()
+                try:
+                    report = grade_submission(
+                        sub, prepared.get(sub.exercise, []), self.settings, uid
+                    )
+                finally:
+                    slots.put(uid)
+                self._finish(report, package)
+                return report
+
+            with concurrent.futures.ThreadPoolExecutor(self.jobs) as pool:
+                list(pool.map(work, subs))
+        order = {s: i for i, s in enumerate(str(p) for p, _ in self.found)}
+        return sorted(self.reports, key=lambda r: order.get(r.path, 0))
+
+    def _finish(self, report: Report, package: Package) -> None:
+        with self.lock:
+            changed = package.changed()
+            if changed and not self.invalid:
+                self.invalid = (
+                    f"invalid: the course package changed during the run ({', '.join(changed)})"
+                )
+                self.warnings.append(self.invalid)
+            if self.invalid:
+                report.status = self.invalid
+            self.reports.append(report)
+            self.on_report(report)
 
 
 def grade_notebook(
-    path: Path, cell_timeout: float = 60, call_timeout: float = 20, seed: int | None = None
+    path: Path,
+    cell_timeout: float = 60,
+    call_timeout: float = 20,
+    seed: int | None = None,
+    sandboxed: bool | None = None,
+    memory: str = "2G",
 ) -> Report:
-    nb, exercise = read_exercise(path)
-    questions = list(questions_for(exercise).values())
-    rng = random.Random(seed if seed is not None else random.SystemRandom().randrange(2**32))
-    with tempfile.TemporaryDirectory(prefix="bertbook-grade-") as tmp:
-        shutil.copy(path, Path(tmp) / path.name)  # the kernel sees a copy, never the original
-        with Sandbox(cwd=tmp) as box:
-            cells = []
-            for i, cell in enumerate(nb.cells):
-                if cell.cell_type != "code" or not cell.source.strip():
-                    continue
-                # IPython magics and shell escapes run as the student wrote them.
-                cells.append(box.run_cell(i, cell.source, cell_timeout))
-            box.define(wire.KERNEL_HELPERS)
-            results = [_call_question(box, q, rng, call_timeout) for q in questions]
-            restarts = box.restarts
-    return Report(str(path), exercise, results, cells, restarts)
+    """Grade one notebook (sandboxed when the sandbox works here, unless told otherwise)."""
+    read_exercise(Path(path))
+    if sandboxed is None:
+        sandboxed = sandbox.unavailable_reason() is None
+    settings = Settings(cell_timeout, call_timeout, seed=_seed(seed))
+    settings.jail = Jail(sandbox.parse_size(memory)) if sandboxed else None
+    return Run([(Path(path), None)], settings).execute()[0]
 
 
+def _seed(seed: int | None) -> int:
+    return seed if seed is not None else random.SystemRandom().randrange(2**31)
+
+
+# -- output --------------------------------------------------------------------------------------
 def render(report: Report) -> str:
-    lines = [f"== {report.path} ({report.exercise})"]
+    lines = [f"== {report.path} ({report.exercise or 'no exercise'}; student {report.student})"]
+    if report.status != "graded":
+        lines.append(f"  status: {report.status}")
     for cell in report.cells:
         if cell.status != "ok":
-            lines.append(
-                f"  cell {cell.index}: {cell.status}" + (f" ({cell.error})" if cell.error else "")
-            )
+            error = cell.error
+            if "MemoryError" in error or "can't allocate memory" in error:
+                error += f" (over the memory limit of {report.memory_limit or 'the sandbox'})"
+            lines.append(f"  cell {cell.index}: {cell.status}" + (f" ({error})" if error else ""))
     if report.kernel_restarts:
         lines.append(f"  the kernel was restarted {report.kernel_restarts} time(s)")
-    width = max(len(r.question) for r in report.results)
-    lines.append(f"  {'question':<{width}}  points  detail")
+    if report.results:
+        width = max(len(r.question) for r in report.results)
+        lines.append(f"  {'question':<{width}}  points  detail")
     for r in report.results:
         detail = r.note or (f"{len(r.passed)}/{len(r.passed) + len(r.failed)} cases passed")
         lines.append(f"  {r.question:<{width}}  {r.points:>4g}/{r.max_points:<2} {detail}")
@@ -167,16 +372,17 @@ def render(report: Report) -> str:
     return "\n".join(lines)
 
 
-def _expand(paths: list[str]) -> list[Path]:
-    out: list[Path] = []
+def _expand(paths: list[str]) -> list[tuple[Path, Path | None]]:
+    """(notebook, the folder argument it was found in, or None for a file argument)."""
+    out: list[tuple[Path, Path | None]] = []
     for p in map(Path, paths):
         if p.is_dir():
-            found = sorted(p.rglob("*.ipynb"))
-            out.extend(f for f in found if ".ipynb_checkpoints" not in f.parts)
+            found = sorted(f for f in p.rglob("*.ipynb") if ".ipynb_checkpoints" not in f.parts)
             if not found:
                 raise Unusable(f"{p}: no notebooks in this folder")
+            out.extend((f, p) for f in found)
         else:
-            out.append(p)
+            out.append((p, None))
     return out
 
 
@@ -185,46 +391,70 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m bertbook.grade", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("notebooks", nargs="+", help="exercise notebooks or folders of them")
-    parser.add_argument("--json", help="write per-question results as JSON here")
-    parser.add_argument("--csv", help="write a gradebook (one row per notebook) here")
+    parser.add_argument("--csv", help="gradebook: one row per student, a total per exercise")
+    parser.add_argument("--json", help="every notebook's results, as a list")
+    parser.add_argument("--canvas", help="Canvas gradebook import file (with --roster for its ids)")
+    parser.add_argument("--gradescope", help="Gradescope results.json (one notebook)")
+    parser.add_argument("--roster", help="CSV mapping student ids to LMS identifiers")
+    parser.add_argument(
+        "-j", "--jobs", type=int, default=os.cpu_count() or 1, help="notebooks at once"
+    )
+    parser.add_argument("--seed", type=int, help="reproduce a run's test inputs (default: fresh)")
+    parser.add_argument("--memory", default="2G", help="memory limit per notebook (default 2G)")
+    parser.add_argument(
+        "--no-sandbox", action="store_true", help="run notebooks without the sandbox"
+    )
     parser.add_argument(
         "--cell-timeout", type=float, default=60, help="seconds per cell (default 60)"
     )
     parser.add_argument(
         "--call-timeout", type=float, default=20, help="seconds per test call (default 20)"
     )
-    parser.add_argument("--seed", type=int, help="fix the test inputs (default: fresh each run)")
+    parser.add_argument(
+        "--notebook-timeout", type=float, default=900, help="seconds per notebook (default 900)"
+    )
     args = parser.parse_args(argv)
     try:
-        paths = _expand(args.notebooks)
-        for p in paths:  # refuse unusable input before spending minutes grading
-            read_exercise(p)
-    except Unusable as err:
+        memory = sandbox.parse_size(args.memory)
+        found = _expand(args.notebooks)
+        roster = gradebook.read_roster(args.roster) if args.roster else {}
+        if len(found) == 1:  # one notebook: a problem with it is a usage error
+            read_exercise(found[0][0])
+        if args.gradescope and len(found) != 1:
+            raise Unusable("--gradescope grades exactly one notebook")
+    except (Unusable, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    reports = []
-    for p in paths:
-        report = grade_notebook(p, args.cell_timeout, args.call_timeout, args.seed)
+    jail = None
+    if not args.no_sandbox:
+        why = sandbox.unavailable_reason()
+        if why and (len(found) > 1 or found[0][1] is not None):
+            print(f"error: {why}; to grade without the sandbox, add --no-sandbox", file=sys.stderr)
+            return 2
+        if why:
+            print(f"warning: {why}; grading this one notebook without the sandbox", file=sys.stderr)
+        else:
+            jail = Jail(memory)
+    settings = Settings(
+        args.cell_timeout, args.call_timeout, args.notebook_timeout, _seed(args.seed), jail
+    )
+    meta = {
+        "seed": settings.seed,
+        "grader_version": __version__,
+        "sandbox": "bubblewrap" if jail else "none",
+    }
+    outputs = gradebook.Outputs(args.csv, args.json, args.canvas, args.gradescope, roster, meta)
+
+    def on_report(report: Report) -> None:
+        report.memory_limit = args.memory if jail else ""
         print(render(report), flush=True)
-        reports.append(report)
-    if args.json:
-        data = [r.as_dict() for r in reports]
-        Path(args.json).write_text(json.dumps(data[0] if len(data) == 1 else data, indent=2))
-    if args.csv:
-        # One column per question; named exercise/question when the notebooks mix exercises.
-        mixed = len({r.exercise for r in reports}) > 1
-        key = (lambda r, q: f"{r.exercise}/{q.question}") if mixed else (lambda r, q: q.question)
-        qids = []
-        for r in reports:
-            qids += [key(r, q) for q in r.results if key(r, q) not in qids]
-        with open(args.csv, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["notebook", "exercise", *qids, "score", "max_score"])
-            for r in reports:
-                pts = {key(r, q): q.points for q in r.results}
-                w.writerow(
-                    [r.path, r.exercise, *[pts.get(q, "") for q in qids], r.points, r.max_points]
-                )
+        outputs.add(report)
+
+    run = Run(found, settings, args.jobs, on_report)
+    reports = run.execute()
+    for line in run.warnings:
+        print(line, file=sys.stderr)
+    outputs.write(reports)
     return 0
 
 

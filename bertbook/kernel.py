@@ -1,10 +1,11 @@
 """Run untrusted notebook code in a Jupyter kernel that can hang, die or flood, and survive it.
 
-``Sandbox`` executes cells one at a time with a time limit each. A cell past its limit is
+``Kernel`` executes cells one at a time with a time limit each. A cell past its limit is
 interrupted (and the kernel restarted if the interrupt does not take). A kernel that dies is
 restarted and the cells that had succeeded are run again, skipping the cell that killed it, so
 what was defined before still counts. Output is counted, never stored, so a notebook that
-prints gigabytes costs time, not memory.
+prints gigabytes costs time, not memory. With a ``Jail`` the kernel runs inside
+``bertbook.sandbox``'s bubblewrap jail and talks to us over IPC sockets, never TCP.
 """
 
 from __future__ import annotations
@@ -12,12 +13,17 @@ from __future__ import annotations
 import ast
 import os
 import queue
+import shutil
 import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
 
 from jupyter_client import KernelManager
+
+from . import sandbox
+
+MAX_REPLY_CHARS = 64_000_000  # a reply longer than this is refused unread
 
 
 @dataclass
@@ -36,12 +42,44 @@ class _Reply:
     expressions: dict = field(default_factory=dict)
 
 
-class Sandbox:
-    """A kernel in a scratch folder. Use as a context manager."""
+@dataclass
+class Jail:
+    """How to confine a kernel: an address-space limit, and the uid to run as (None: our own)."""
 
-    def __init__(self, cwd: str | None = None, max_restarts: int = 3, startup_timeout: float = 60):
+    memory: int = 2 * 1024**3
+    uid: int | None = None
+
+
+class _JailedKernelManager(KernelManager):
+    """A KernelManager whose kernel command runs inside the bubblewrap jail."""
+
+    jail_prefix: list[str] = []
+    jail_uid: int | None = None
+
+    def format_kernel_cmd(self, extra_arguments=None):
+        # jupyter_client 8 ignores kernel_cmd; this is the hook that builds the command.
+        return self.jail_prefix + super().format_kernel_cmd(extra_arguments)
+
+    def write_connection_file(self, **kwargs):
+        super().write_connection_file(**kwargs)
+        if self.jail_uid is not None:  # the kernel reads it as its own uid
+            os.chown(self.connection_file, self.jail_uid, self.jail_uid)
+
+
+class Kernel:
+    """A kernel in a scratch folder, jailed when given a ``Jail``. Use as a context manager."""
+
+    def __init__(
+        self,
+        cwd: str | None = None,
+        max_restarts: int = 3,
+        startup_timeout: float = 60,
+        jail: Jail | None = None,
+    ):
         self._tmp = None if cwd else tempfile.TemporaryDirectory(prefix="bertbook-grade-")
         self.cwd = cwd or self._tmp.name
+        self.jail = jail
+        self.sockdir: str | None = None
         self.max_restarts = max_restarts
         self.restarts = 0
         self.startup_timeout = startup_timeout
@@ -51,19 +89,46 @@ class Sandbox:
         self.preamble: list[str] = []  # code the grader defines in every new kernel
 
     # -- lifecycle -------------------------------------------------------------------------------
-    def __enter__(self) -> Sandbox:
-        self._start()
+    def __enter__(self) -> Kernel:
+        try:
+            self._start()
+        except BaseException:
+            self.__exit__()
+            raise
         return self
 
     def __exit__(self, *exc) -> None:
         self._stop()
         if self._tmp is not None:
             self._tmp.cleanup()
+        if self.sockdir is not None:
+            shutil.rmtree(self.sockdir, ignore_errors=True)
+
+    def _manager(self) -> KernelManager:
+        if self.jail is None:
+            return KernelManager(kernel_name="python3")
+        if self.sockdir is None:
+            self.sockdir = tempfile.mkdtemp(prefix="bertbook-k-")  # short: socket paths <108
+            if self.jail.uid is not None:
+                os.chown(self.sockdir, self.jail.uid, self.jail.uid)
+                os.chown(self.cwd, self.jail.uid, self.jail.uid)
+                for f in os.listdir(self.cwd):
+                    os.chown(os.path.join(self.cwd, f), self.jail.uid, self.jail.uid)
+        km = _JailedKernelManager(kernel_name="python3", transport="ipc", ip=f"{self.sockdir}/k")
+        km.connection_file = f"{self.sockdir}/kernel-{self.restarts}.json"
+        km.jail_uid = self.jail.uid
+        km.jail_prefix = sandbox.bwrap_command(
+            self.cwd, self.sockdir, self.jail.memory, self.jail.uid, sandbox.environment()
+        )
+        # A signal from outside does not reach a kernel in its own PID namespace (and can kill
+        # it): interrupt it with a message on its control channel instead.
+        km.kernel_spec.interrupt_mode = "message"
+        return km
 
     def _start(self) -> None:
         env = dict(os.environ, MPLBACKEND="Agg", PYTHONHASHSEED="0", BERTBOOK_GRADING="1")
         env.pop("BERTBOOK_GLUE_LOG", None)
-        self.km = KernelManager(kernel_name="python3")
+        self.km = self._manager()
         self.km.start_kernel(
             cwd=self.cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
@@ -184,6 +249,9 @@ class Sandbox:
         if value.get("status") != "ok":
             return "error", f"{value.get('ename', 'Error')}: {value.get('evalue', '')}"[:300]
         try:
-            return "ok", ast.literal_eval(value["data"]["text/plain"])
-        except (KeyError, ValueError, SyntaxError):
+            text = value["data"]["text/plain"]
+            if not isinstance(text, str) or len(text) > MAX_REPLY_CHARS:
+                return "error", "the kernel returned a value too large to read"
+            return "ok", ast.literal_eval(text)
+        except Exception:  # deep nesting (RecursionError), memory, junk: one bad value only
             return "error", "the kernel returned an unreadable value"
