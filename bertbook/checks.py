@@ -122,9 +122,13 @@ def randn(rng: random.Random, *shape: int, scale: float = 1.0):
 
 def _as_array(x):
     import numpy as np
+    import torch
 
     if type(x).__module__.split(".")[0] == "torch":
-        return x.detach().cpu().numpy(), "torch"
+        x = x.detach().cpu()
+        if x.dtype in (torch.bfloat16, torch.float16):  # numpy has no bfloat16
+            x = x.float()
+        return x.resolve_conj().numpy(), "torch"
     if isinstance(x, np.ndarray):
         return x, "numpy"
     return None, None

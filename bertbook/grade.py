@@ -175,6 +175,15 @@ def _call_question(box: Kernel, prepared: Prepared, timeout: float) -> Result:
     uses = json.dumps(question.uses)
     outcomes = []
     for case in prepared.cases:
+        if (
+            outcomes
+            and outcomes[-1][1] == "error"
+            and outcomes[-1][2].startswith(("did not", "the kernel died"))
+        ):
+            outcomes.append(
+                (case, "error", "not run: an earlier case of this question timed out or died")
+            )
+            continue
         payload = wire.encode(case.args)
         status, text = box.evaluate(
             f"_bb_call({question.function!r}, {payload!r}, {uses!r})", timeout

@@ -203,13 +203,17 @@ class Kernel:
                         out_bytes += len(str(msg["content"]))  # counted, not kept
             except queue.Empty:
                 pass
+            except Exception:  # a message the kernel garbled (it is the student's process)
+                continue
             if reply is None:
                 try:
                     msg = self.kc.get_shell_msg(timeout=0)
                     if msg["parent_header"].get("msg_id") == msg_id:
-                        reply = msg["content"]
+                        reply = msg["content"] if isinstance(msg["content"], dict) else {}
                 except queue.Empty:
                     pass
+                except Exception:
+                    continue
         if interrupted:
             return _Reply("timeout", "time limit", out_bytes)
         if reply.get("status") != "ok":

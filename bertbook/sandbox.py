@@ -6,7 +6,7 @@ and working directory); a private /tmp; no network (its own network namespace: i
 grader over IPC sockets in a folder bound in for that alone); an environment reduced to what a
 kernel needs; its own PID namespace, so every process it starts dies with it; no capabilities.
 Resource limits are set by ``python -m bertbook.sandbox limit`` just before the kernel starts:
-an address-space limit (``memory``), and, where the grader runs as root, an unprivileged uid of
+a limit on the memory the kernel allocates (``memory``), and, where the grader runs as root, an unprivileged uid of
 its own with a cap on processes (RLIMIT_NPROC counts per uid and root is exempt from it; without
 root the PID namespace is what ends every process).
 """
@@ -147,7 +147,9 @@ def _limit(argv: list[str]) -> None:
     opts = dict(a.lstrip("-").split("=", 1) for a in argv[:split])
     command = argv[split + 1 :]
     memory = int(opts["memory"])
-    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    # RLIMIT_DATA bounds what the kernel allocates (heap and anonymous maps), not the address
+    # space its libraries are mapped into: torch alone maps over a gigabyte of code.
+    resource.setrlimit(resource.RLIMIT_DATA, (memory, memory))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     if "uid" in opts:
         uid = int(opts["uid"])

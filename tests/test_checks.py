@@ -57,14 +57,82 @@ def test_cases_change_with_the_seed():
     assert not torch.equal(a[0].args[0], b[0].args[0])
 
 
-def test_check_prints_feedback_and_hint(capsys):
+def test_check_gives_hints_in_steps_and_none_before_a_try(capsys):
     check = checks.checker("00_intro")
+    q1 = questions_for("00_intro")["q1"]
 
     def stub(x):
         raise NotImplementedError
 
+    def naive(x):  # NaN on large logits
+        return x.exp() / x.exp().sum(-1, keepdim=True)
+
     check("q1", stub)
     out = capsys.readouterr().out
-    assert "q1: 0/3 points" in out and "not implemented" in out and "Hint:" in out
+    assert "q1: 0/3 points" in out and "not implemented" in out
+    assert "Hint" not in out and "Nudge" not in out  # nothing before the first attempt
+    check("q1", naive)
+    first = capsys.readouterr().out
+    assert (f"Nudge: {q1.nudge}" if q1.nudge else f"Hint: {q1.hint}") in first
+    check("q1", naive)
+    assert f"Hint: {q1.hint}" in capsys.readouterr().out
+    check("q1", lambda x: torch.softmax(x, -1))
+    assert "Hint" not in capsys.readouterr().out
     with pytest.raises(KeyError):
         check("q9", stub)
+
+
+def test_compare_requires_a_boolean_mask_and_names_dtypes():
+    mask = torch.ones(3, 3, dtype=torch.bool).tril()
+    assert "boolean" in compare(mask, mask.float(), 0, 0)
+    assert compare(mask, mask.clone(), 0, 0) is None
+    x = torch.randn(4)
+    assert "bfloat16" in compare(x, x.to(torch.bfloat16), 1e-6, 1e-6)
+    assert "inf" in compare(x, x / 0, 1e-6, 1e-6)
+
+
+def test_feedback_names_a_listed_mistake():
+    wrong_axis = checks.Mistake(
+        "wrong axis", "softmax over the first axis", lambda x: torch.softmax(x, 0)
+    )
+    q = checks.Question(
+        "q1", "softmax", 3, "hint", questions_for("00_intro")["q1"].cases, mistakes=[wrong_axis]
+    )
+    result = run_local(q, lambda x: torch.softmax(x, 0))
+    assert any("this is what softmax over the first axis gives" in why for _, why in result.failed)
+
+
+def test_an_earlier_answer_is_replaced_by_the_reference():
+    q2 = questions_for("00_intro")["q2"]
+    if not q2.uses:
+        pytest.skip("question 2 of exercise 0 lists no earlier answer yet")
+    namespace = {"torch": torch}
+    exec("def softmax(x):\n    return x * 0\n", namespace)  # a wrong q1 answer
+    exec("def softmax_with_temperature(x, t):\n    return softmax(x / t)\n", namespace)
+    result = run_local(q2, namespace["softmax_with_temperature"])
+    assert result.points == q2.points, result  # q1's mistake is not charged again in q2
+    assert namespace["softmax"](torch.ones(2)).sum() == 0  # and the student's own is back
+
+
+def test_a_forbidden_call_scores_zero_with_its_name():
+    q = checks.Question(
+        "q1",
+        "softmax",
+        3,
+        "hint",
+        questions_for("00_intro")["q1"].cases,
+        forbidden=("torch.softmax",),
+    )
+
+    def uses_library(x):
+        return torch.softmax(x, -1)
+
+    result = run_local(q, uses_library)
+    assert result.points == 0 and "torch.softmax" in result.note
+    assert checks.forbidden_calls(
+        "def f(x):\n    return F.scaled_dot_product_attention(x)",
+        ("F.scaled_dot_product_attention",),
+    )
+    assert not checks.forbidden_calls(
+        "def f(x):\n    return x.softmax(-1)", ("scaled_dot_product_attention",)
+    )
