@@ -191,7 +191,7 @@ def questions() -> list[Question]:
             mistakes=[
                 Mistake(
                     "temperature ignored",
-                    "the plain softmax, with the temperature ignored",
+                    "the plain softmax (temperature ignored)",
                     _mistake_temperature_ignored,
                 ),
                 Mistake(

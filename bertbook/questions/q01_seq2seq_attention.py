@@ -231,7 +231,7 @@ def questions() -> list[Question]:
                 ),
                 Mistake(
                     "masked after softmax",
-                    "a softmax over every position, multiplied by the mask afterwards",
+                    "multiplying a softmax over every position by the mask",
                     _mistake_masked_after_softmax,
                 ),
                 Mistake(
@@ -246,7 +246,7 @@ def questions() -> list[Question]:
                 ),
                 Mistake(
                     "no max subtraction",
-                    "exp(scores) times the mask, normalised, without subtracting the maximum",
+                    "normalising exp(scores) times the mask without subtracting the maximum",
                     _mistake_naive_masked_exp,
                 ),
             ],
@@ -265,7 +265,7 @@ def questions() -> list[Question]:
             mistakes=[
                 Mistake(
                     "mask ignored",
-                    "a plain softmax of the scores, padding included",
+                    "a plain softmax of the scores (padding included)",
                     _mistake_mask_ignored,
                 ),
                 Mistake(

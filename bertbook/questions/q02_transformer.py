@@ -264,13 +264,13 @@ def questions() -> list[Question]:
                 ),
                 Mistake(
                     "heads interleaved",
-                    "cutting the features as (d // n_heads, n_heads), so that head i gets every "
-                    "n_heads-th feature",
+                    "cutting the features as (d // n_heads, n_heads) (head i gets every n_heads-th "
+                    "feature)",
                     _mistake_heads_interleaved,
                 ),
                 Mistake(
                     "no transpose",
-                    "(B, T, n_heads, d // n_heads), without moving the heads before time",
+                    "stopping at (B, T, n_heads, d // n_heads) without moving the heads before time",
                     _mistake_no_transpose,
                 ),
             ],

@@ -289,7 +289,7 @@ def questions() -> list[Question]:
             mistakes=[
                 Mistake(
                     "step one after a merge",
-                    "moving on by one after a merge, so the second symbol is used twice",
+                    "moving on by one after a merge (the second symbol used twice)",
                     _mistake_step_one_after_merge,
                 ),
                 Mistake(
@@ -340,7 +340,7 @@ def questions() -> list[Question]:
                 ),
                 Mistake(
                     "[UNK] per character",
-                    "an [UNK] for each unmatched character, keeping the pieces found",
+                    "an [UNK] per unmatched character (the pieces found kept)",
                     _mistake_unk_per_character,
                 ),
             ],

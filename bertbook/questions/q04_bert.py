@@ -271,7 +271,7 @@ def questions() -> list[Question]:
                 ),
                 Mistake(
                     "random over masked",
-                    "random tokens drawn among all chosen positions, masked ones included",
+                    "random tokens drawn among all chosen positions (masked ones included)",
                     _mistake_random_over_masked,
                 ),
                 Mistake(
@@ -326,7 +326,7 @@ def questions() -> list[Question]:
             mistakes=[
                 Mistake(
                     "padding averaged",
-                    "the mean over all positions, padding included",
+                    "the mean over all positions (padding included)",
                     _mistake_padding_averaged,
                 ),
                 Mistake(
@@ -334,7 +334,9 @@ def questions() -> list[Question]:
                     "dividing the masked sum by the padded length T instead of the real length",
                     _mistake_divided_by_length,
                 ),
-                Mistake("sum not mean", "the masked sum, not divided", _mistake_sum_not_mean),
+                Mistake(
+                    "sum not mean", "the masked sum without the division", _mistake_sum_not_mean
+                ),
                 Mistake(
                     "mask not broadcast",
                     "multiplying by the (B, T) mask without a feature axis",
@@ -363,7 +365,7 @@ def questions() -> list[Question]:
                 Mistake("log base 2", "entropy in bits (log base 2)", _mistake_log2),
                 Mistake(
                     "padding queries",
-                    "averaging over every query, padded ones included",
+                    "averaging over every query (padded ones included)",
                     _mistake_padding_queries,
                 ),
                 Mistake(

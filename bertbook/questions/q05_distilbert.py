@@ -235,7 +235,7 @@ def questions() -> list[Question]:
             mistakes=[
                 Mistake(
                     "KL reversed",
-                    "KL in the wrong direction, KL(student || teacher)",
+                    "KL in the wrong direction (student || teacher)",
                     _mistake_kl_reversed,
                 ),
                 Mistake("no T²", "the loss without the T² factor", _mistake_no_t_squared),
@@ -257,7 +257,7 @@ def questions() -> list[Question]:
                 ),
                 Mistake(
                     "soft cross-entropy",
-                    "the soft cross-entropy, which is the KL plus the teacher's entropy",
+                    "the soft cross-entropy (the KL plus the teacher's entropy)",
                     _mistake_soft_cross_entropy,
                 ),
             ],
@@ -283,7 +283,7 @@ def questions() -> list[Question]:
                 ),
                 Mistake(
                     "unlabelled rows used",
-                    "the cross-entropy over every row, -1 labels included",
+                    "the cross-entropy over every row (-1 labels included)",
                     _mistake_unlabelled_rows_used,
                 ),
                 Mistake(

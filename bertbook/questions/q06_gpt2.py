@@ -323,8 +323,7 @@ def questions() -> list[Question]:
             mistakes=[
                 Mistake(
                     "crossing token removed",
-                    "removing every token whose running sum exceeds p, the one that crosses p "
-                    "included",
+                    "removing every token whose running sum exceeds p (the one that crosses p too)",
                     _mistake_crossing_token_removed,
                 ),
                 Mistake(
@@ -339,7 +338,7 @@ def questions() -> list[Question]:
                 ),
                 Mistake(
                     "unsorted running sum",
-                    "a running sum of the probabilities in vocabulary order, without sorting",
+                    "a running sum of the probabilities in vocabulary order (unsorted)",
                     _mistake_unsorted_cumsum,
                 ),
                 Mistake(
