@@ -4,7 +4,87 @@ from __future__ import annotations
 
 import random
 
-from ..checks import Case, Question, randn
+from ..checks import Case, Mistake, Question, randn
+
+# Typical wrong answers, as code: feedback names the one a student's result equals.
+
+
+def _mistake_naive_softmax(x):
+    e = x.exp()  # exp(1000) is inf, and inf / inf is NaN
+    return e / e.sum(dim=-1, keepdim=True)
+
+
+def _mistake_softmax_first_axis(x):
+    e = (x - x.max(dim=0, keepdim=True).values).exp()
+    return e / e.sum(dim=0, keepdim=True)
+
+
+def _mistake_softmax_axis_1(x):
+    e = (x - x.max(dim=1, keepdim=True).values).exp()
+    return e / e.sum(dim=1, keepdim=True)
+
+
+def _mistake_softmax_whole_tensor(x):
+    e = (x - x.max()).exp()
+    return e / e.sum()
+
+
+def _mistake_softmax_minus_mean(x):
+    e = (x - x.mean(dim=-1, keepdim=True)).exp()  # a -inf logit makes the mean -inf: NaN
+    return e / e.sum(dim=-1, keepdim=True)
+
+
+def _mistake_temperature_ignored(x, temperature):
+    import torch
+
+    return torch.softmax(x, dim=-1)
+
+
+def _mistake_temperature_multiplied(x, temperature):
+    import torch
+
+    return torch.softmax(x * temperature, dim=-1)
+
+
+def _mistake_probabilities_divided(x, temperature):
+    import torch
+
+    return torch.softmax(x, dim=-1) / temperature
+
+
+def _mistake_naive_temperature(x, temperature):
+    e = (x / temperature).exp()  # overflows at low temperature
+    return e / e.sum(dim=-1, keepdim=True)
+
+
+def _mistake_dot_product(a, b):
+    return (a * b).sum(dim=-1)
+
+
+def _mistake_cosine_distance(a, b):
+    import torch
+
+    return 1 - (a * b).sum(-1) / (
+        torch.linalg.vector_norm(a, dim=-1) * torch.linalg.vector_norm(b, dim=-1)
+    )
+
+
+def _mistake_norms_of_whole_tensors(a, b):
+    return (a * b).sum(dim=-1) / (a.norm() * b.norm())
+
+
+def _mistake_norm_of_a_twice(a, b):
+    import torch
+
+    return (a * b).sum(dim=-1) / torch.linalg.vector_norm(a, dim=-1) ** 2
+
+
+def _mistake_cosine_first_axis(a, b):
+    import torch
+
+    return (a * b).sum(0) / (
+        torch.linalg.vector_norm(a, dim=0) * torch.linalg.vector_norm(b, dim=0)
+    )
 
 
 def softmax_cases(rng: random.Random) -> list[Case]:
@@ -12,12 +92,14 @@ def softmax_cases(rng: random.Random) -> list[Case]:
 
     x1 = randn(rng, 5)
     x2 = randn(rng, 3, 7, scale=3.0)
+    x3 = randn(rng, 2, 3, 4, scale=2.0)
     big = randn(rng, 2, 4) + 1000.0
     masked = randn(rng, 2, 5)
     masked[:, 1] = float("-inf")
     return [
         Case("a vector", (x1,), torch.softmax(x1, -1)),
         Case("each row of a batch", (x2,), torch.softmax(x2, -1)),
+        Case("two batch dimensions", (x3,), torch.softmax(x3, -1)),
         Case("large logits (around 1000) do not overflow", (big,), torch.softmax(big, -1)),
         Case("-inf logits get probability 0", (masked,), torch.softmax(masked, -1)),
     ]
@@ -27,9 +109,17 @@ def temperature_cases(rng: random.Random) -> list[Case]:
     import torch
 
     x = randn(rng, 4, 6, scale=2.0)
-    return [
-        Case(f"temperature {t}", (x, t), torch.softmax(x / t, -1)) for t in (1.0, 0.5, 3.0, 0.01)
-    ]
+    cases = [Case(f"temperature {t}", (x, t), torch.softmax(x / t, -1)) for t in (0.5, 3.0, 0.01)]
+    cases.insert(
+        0,
+        Case(
+            "temperature 1.0",
+            (x, 1.0),
+            torch.softmax(x, -1),
+            edge="temperature 1 is the plain softmax",
+        ),
+    )
+    return cases
 
 
 def cosine_cases(rng: random.Random) -> list[Case]:
@@ -58,26 +148,107 @@ def questions() -> list[Question]:
             "q1",
             "softmax",
             3,
-            "Subtract the maximum of each row before exponentiating (x.max(dim=-1, keepdim=True)); "
-            "the result does not change but exp no longer overflows.",
+            "Work along dim=-1 with keepdim=True, so that any number of batch dimensions works. "
+            "Subtracting each row's maximum before exp changes nothing mathematically (the factor "
+            "cancels) but keeps every exponent at most 0, so exp cannot overflow; a -inf score "
+            "then gives exp(-inf) = 0.",
             softmax_cases,
             "Softmax along the last dimension",
+            nudge="Which number can you subtract from every score of a row without changing the "
+            "softmax, so that exp never sees a large number?",
+            mistakes=[
+                Mistake(
+                    "no max subtraction",
+                    "exp(x) / sum(exp(x)) without subtracting the maximum (NaN once exp overflows)",
+                    _mistake_naive_softmax,
+                ),
+                Mistake("first axis", "softmax over the first axis", _mistake_softmax_first_axis),
+                Mistake(
+                    "axis 1", "softmax over axis 1 instead of the last", _mistake_softmax_axis_1
+                ),
+                Mistake(
+                    "whole tensor",
+                    "normalising over the whole tensor instead of each row",
+                    _mistake_softmax_whole_tensor,
+                ),
+                Mistake(
+                    "minus the mean",
+                    "subtracting each row's mean instead of its maximum",
+                    _mistake_softmax_minus_mean,
+                ),
+            ],
         ),
         Question(
             "q2",
             "softmax_with_temperature",
             2,
-            "Divide the logits by the temperature, then reuse your softmax.",
+            "The temperature acts on the scores, before any exponential: a temperature below 1 "
+            "makes the scores further apart (sharper), above 1 closer together (flatter). Then "
+            "it is an ordinary softmax, so call the one you wrote.",
             temperature_cases,
             "Temperature",
+            nudge="Does the temperature act on the scores or on the probabilities?",
+            mistakes=[
+                Mistake(
+                    "temperature ignored",
+                    "the plain softmax (temperature ignored)",
+                    _mistake_temperature_ignored,
+                ),
+                Mistake(
+                    "multiplied",
+                    "multiplying the scores by the temperature instead of dividing",
+                    _mistake_temperature_multiplied,
+                ),
+                Mistake(
+                    "probabilities divided",
+                    "dividing the probabilities, not the scores, by the temperature",
+                    _mistake_probabilities_divided,
+                ),
+                Mistake(
+                    "naive softmax",
+                    "exp(x / temperature) without subtracting the maximum (NaN at low temperature)",
+                    _mistake_naive_temperature,
+                ),
+            ],
+            uses={"softmax": "lambda x: torch.softmax(x, dim=-1)"},
         ),
         Question(
             "q3",
             "cosine_similarity",
             3,
-            "Dot product over the last dimension divided by the product of the two norms "
-            "(torch.linalg.vector_norm(x, dim=-1)).",
+            "The dot product of matching rows is a sum over the last dimension; divide it by the "
+            "product of the two rows' lengths, each taken over the last dimension too "
+            "(torch.linalg.vector_norm has a dim argument). The result has one number per row.",
             cosine_cases,
             "Cosine similarity",
+            nudge="A dot product grows with the vectors' lengths: what do you divide by so that "
+            "only the angle is left?",
+            mistakes=[
+                Mistake(
+                    "dot product",
+                    "the dot product without dividing by the norms",
+                    _mistake_dot_product,
+                ),
+                Mistake(
+                    "cosine distance",
+                    "the cosine distance 1 - cos (what scipy's cosine returns)",
+                    _mistake_cosine_distance,
+                ),
+                Mistake(
+                    "norms of whole tensors",
+                    "dividing by the norms of the whole tensors instead of each row's",
+                    _mistake_norms_of_whole_tensors,
+                ),
+                Mistake(
+                    "norm of a twice",
+                    "dividing by the norm of a squared instead of |a| |b|",
+                    _mistake_norm_of_a_twice,
+                ),
+                Mistake(
+                    "first axis",
+                    "cosine similarity over the first axis",
+                    _mistake_cosine_first_axis,
+                ),
+            ],
         ),
     ]

@@ -5,7 +5,91 @@ from __future__ import annotations
 
 import random
 
-from ..checks import Case, Question, randn
+from ..checks import Case, Mistake, Question, randn
+
+# Typical wrong answers, as code: feedback names the one a student's result equals.
+
+
+def _mistake_no_source_axis(s, enc, W, U, v):
+    import torch
+
+    return torch.tanh(s @ W.T + enc @ U.T) @ v  # (B, A) + (B, S, A): right only when B == 1
+
+
+def _mistake_no_tanh(s, enc, W, U, v):
+    return ((s @ W.T)[:, None, :] + enc @ U.T) @ v
+
+
+def _mistake_tanh_last(s, enc, W, U, v):
+    import torch
+
+    return torch.tanh(((s @ W.T)[:, None, :] + enc @ U.T) @ v)
+
+
+def _mistake_sum_not_v(s, enc, W, U, v):
+    import torch
+
+    return torch.tanh((s @ W.T)[:, None, :] + enc @ U.T).sum(-1)
+
+
+def _mistake_w_not_transposed(s, enc, W, U, v):
+    import torch
+
+    return torch.tanh((s @ W)[:, None, :] + enc @ U) @ v
+
+
+def _mistake_no_nan_fix(scores, mask):
+    import torch
+
+    return torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1)
+
+
+def _mistake_masked_after_softmax(scores, mask):
+    import torch
+
+    return torch.softmax(scores, dim=-1) * mask
+
+
+def _mistake_mask_inverted(scores, mask):
+    import torch
+
+    return torch.softmax(scores.masked_fill(mask, float("-inf")), dim=-1).nan_to_num(0.0)
+
+
+def _mistake_large_negative(scores, mask):
+    import torch
+
+    return torch.softmax(scores.masked_fill(~mask, -1e9), dim=-1)
+
+
+def _mistake_naive_masked_exp(scores, mask):
+    e = scores.exp() * mask  # exp(500) is inf
+    return (e / e.sum(dim=-1, keepdim=True)).nan_to_num(0.0)
+
+
+def _weights(s, enc, mask, W, U, v):
+    return _masked_softmax(_additive(s, enc, W, U, v), mask)
+
+
+def _mistake_mask_ignored(s, enc, mask, W, U, v):
+    import torch
+
+    weights = torch.softmax(_additive(s, enc, W, U, v), dim=-1)
+    return (weights[:, :, None] * enc).sum(1), weights
+
+
+def _mistake_plain_mean(s, enc, mask, W, U, v):
+    return enc.mean(1), _weights(s, enc, mask, W, U, v)
+
+
+def _mistake_swapped_outputs(s, enc, mask, W, U, v):
+    weights = _weights(s, enc, mask, W, U, v)
+    return weights, (weights[:, :, None] * enc).sum(1)
+
+
+def _mistake_no_query_axis(s, enc, mask, W, U, v):
+    weights = _weights(s, enc, mask, W, U, v)
+    return weights @ enc, weights  # (B, S) @ (B, S, De) broadcasts to (B, B, De)
 
 
 def _masked_softmax(scores, mask):
@@ -99,27 +183,112 @@ def questions() -> list[Question]:
             "q1",
             "additive_scores",
             3,
-            "W @ s has shape (B, A) and needs a source axis: (s @ W.T)[:, None, :]; add enc @ U.T "
-            "(B, S, A), apply tanh, then multiply by v to get (B, S).",
+            "With rows as vectors, W s is s @ W.T, of shape (B, A), and U h is enc @ U.T, of "
+            "shape (B, S, A). To add them, give the first a source axis of size 1 (None indexing "
+            "or unsqueeze) so that it broadcasts over the S positions; tanh, then a product with "
+            "v contracts A away and leaves (B, S).",
             additive_cases,
             "Additive attention scores",
+            nudge="Write down the shape of each term: which axis does W s lack before it can be "
+            "added to U h for every source position?",
+            mistakes=[
+                Mistake(
+                    "no source axis",
+                    "adding W s of shape (B, A) to U h of shape (B, S, A) without a source axis",
+                    _mistake_no_source_axis,
+                ),
+                Mistake("no tanh", "the scores without the tanh", _mistake_no_tanh),
+                Mistake("tanh last", "tanh applied after the product with v", _mistake_tanh_last),
+                Mistake(
+                    "sum instead of v",
+                    "summing over the attention dimension instead of multiplying by v",
+                    _mistake_sum_not_v,
+                ),
+                Mistake(
+                    "no transpose",
+                    "s @ W and enc @ U without transposing the weights",
+                    _mistake_w_not_transposed,
+                ),
+            ],
         ),
         Question(
             "q2",
             "masked_softmax",
             3,
-            "scores.masked_fill(~mask, float('-inf')) before the softmax; a row with no True entry "
-            "then gives NaN (0/0): replace NaN by 0 (torch.nan_to_num or torch.where).",
+            "Give the padding positions a score of minus infinity before the softmax (masked_fill "
+            "with the negation of the mask), so that exp gives them exactly 0 and the rest is "
+            "normalised among the real tokens. A row with no real token is then 0 / 0, NaN: "
+            "replace NaN by 0 afterwards.",
             masked_softmax_cases,
             "Masked softmax",
+            nudge="Zeroing the padding after the softmax leaves the rest summing to less than 1: "
+            "change the scores before it instead.",
+            mistakes=[
+                Mistake(
+                    "NaN left in",
+                    "masking with -inf without replacing the NaN of an all-padding row",
+                    _mistake_no_nan_fix,
+                ),
+                Mistake(
+                    "masked after softmax",
+                    "multiplying a softmax over every position by the mask",
+                    _mistake_masked_after_softmax,
+                ),
+                Mistake(
+                    "mask inverted",
+                    "the mask inverted (weight on the padding, none on the real tokens)",
+                    _mistake_mask_inverted,
+                ),
+                Mistake(
+                    "large negative",
+                    "masking with -1e9 instead of -inf (an all-padding row becomes uniform)",
+                    _mistake_large_negative,
+                ),
+                Mistake(
+                    "no max subtraction",
+                    "normalising exp(scores) times the mask without subtracting the maximum",
+                    _mistake_naive_masked_exp,
+                ),
+            ],
         ),
         Question(
             "q3",
             "attention_step",
             4,
-            "Compose your two functions; the context is the weighted sum of enc over the source axis: "
-            "(weights[:, :, None] * enc).sum(1), or torch.bmm.",
+            "The weights are your masked softmax of your additive scores. The context is the "
+            "weighted sum of the encoder outputs over the source axis: give the weights a "
+            "trailing axis so that they broadcast over De, multiply and sum over S (or use "
+            "torch.bmm with a query axis of size 1). Return the context first.",
             step_cases,
             "One attention step",
+            nudge="Reuse your two functions; then which axis of enc do the weights sum over?",
+            mistakes=[
+                Mistake(
+                    "mask ignored",
+                    "a plain softmax of the scores (padding included)",
+                    _mistake_mask_ignored,
+                ),
+                Mistake(
+                    "plain mean",
+                    "the plain mean of the encoder outputs as the context",
+                    _mistake_plain_mean,
+                ),
+                Mistake(
+                    "swapped outputs",
+                    "returning (weights, context) instead of (context, weights)",
+                    _mistake_swapped_outputs,
+                ),
+                Mistake(
+                    "no query axis",
+                    "weights @ enc without a query axis (a (B, B, De) context)",
+                    _mistake_no_query_axis,
+                ),
+            ],
+            uses={
+                "additive_scores": "lambda s, enc, W, U, v: "
+                "torch.tanh((s @ W.T)[:, None, :] + enc @ U.T) @ v",
+                "masked_softmax": "lambda scores, mask: "
+                "torch.softmax(scores.masked_fill(~mask, float('-inf')), dim=-1).nan_to_num(0.0)",
+            },
         ),
     ]

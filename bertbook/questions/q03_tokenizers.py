@@ -6,12 +6,154 @@ from __future__ import annotations
 import random
 from collections import Counter
 
-from ..checks import Case, Question
+from ..checks import Case, Mistake, Question
 
 # The chapter's own functions, checked against the libraries in tests/test_tokenization.py.
 from ..tokenization import merge_pair, wordpiece_word
 
 _LETTERS = "abcdeilnorstw"
+
+# Typical wrong answers, as code: feedback names the one a student's result equals.
+
+
+def _mistake_counts_ignored(word_counts):
+    counts = Counter()
+    for symbols, _ in word_counts:
+        for pair in zip(symbols, symbols[1:]):
+            counts[pair] += 1
+    return dict(counts)
+
+
+def _mistake_pair_once_per_word(word_counts):
+    counts = Counter()
+    for symbols, n in word_counts:
+        for pair in set(zip(symbols, symbols[1:])):
+            counts[pair] += n
+    return dict(counts)
+
+
+def _mistake_last_pair_missed(word_counts):
+    counts = Counter()
+    for symbols, n in word_counts:
+        for i in range(len(symbols) - 2):
+            counts[symbols[i], symbols[i + 1]] += n
+    return dict(counts)
+
+
+def _mistake_joined_keys(word_counts):
+    counts = Counter()
+    for symbols, n in word_counts:
+        for a, b in zip(symbols, symbols[1:]):
+            counts[a + b] += n
+    return dict(counts)
+
+
+def _mistake_step_one_after_merge(symbols, pair):
+    out = []
+    for i, symbol in enumerate(symbols):
+        if i + 1 < len(symbols) and (symbol, symbols[i + 1]) == tuple(pair):
+            out.append(symbol + symbols[i + 1])
+        else:
+            out.append(symbol)
+    return out
+
+
+def _mistake_first_occurrence_only(symbols, pair):
+    for i in range(len(symbols) - 1):
+        if (symbols[i], symbols[i + 1]) == tuple(pair):
+            return [*symbols[:i], symbols[i] + symbols[i + 1], *symbols[i + 2 :]]
+    return list(symbols)
+
+
+def _mistake_last_symbol_dropped(symbols, pair):
+    out, i = [], 0
+    while i < len(symbols) - 1:
+        if (symbols[i], symbols[i + 1]) == tuple(pair):
+            out.append(symbols[i] + symbols[i + 1])
+            i += 2
+        else:
+            out.append(symbols[i])
+            i += 1
+    return out
+
+
+def _mistake_right_to_left(symbols, pair):
+    out, i = [], len(symbols) - 1
+    while i >= 0:
+        if i > 0 and (symbols[i - 1], symbols[i]) == tuple(pair):
+            out.insert(0, symbols[i - 1] + symbols[i])
+            i -= 2
+        else:
+            out.insert(0, symbols[i])
+            i -= 1
+    return out
+
+
+def _wordpiece(word, vocab, shortest=False, prefix="##", first_prefix="", unk_per_char=False):
+    vocab = set(vocab)
+    pieces, start = [], 0
+    while start < len(word):
+        ends = range(start + 1, len(word) + 1) if shortest else range(len(word), start, -1)
+        for end in ends:
+            piece = (first_prefix if start == 0 else prefix) + word[start:end]
+            if piece in vocab:
+                break
+        else:
+            if not unk_per_char:
+                return ["[UNK]"]
+            pieces.append("[UNK]")
+            start += 1
+            continue
+        pieces.append(piece)
+        start = end
+    return pieces
+
+
+def _mistake_shortest_match(word, vocab):
+    return _wordpiece(word, vocab, shortest=True)
+
+
+def _mistake_no_continuation_prefix(word, vocab):
+    return _wordpiece(word, vocab, prefix="")
+
+
+def _mistake_prefix_on_first_piece(word, vocab):
+    return _wordpiece(word, vocab, first_prefix="##")
+
+
+def _mistake_unk_per_character(word, vocab):
+    return _wordpiece(word, vocab, unk_per_char=True)
+
+
+def _byte_map(ranges, shifted_by_counter=True):
+    keep = [b for lo, hi in ranges for b in range(ord(lo), ord(hi) + 1)]
+    mapping, n = {}, 0
+    for b in range(256):
+        if b in keep:
+            mapping[b] = chr(b)
+        else:
+            mapping[b] = chr(256 + (n if shifted_by_counter else b))
+            n += 1
+    return mapping
+
+
+_RANGES = [("!", "~"), ("¡", "¬"), ("®", "ÿ")]
+
+
+def _mistake_shift_by_byte():
+    return _byte_map(_RANGES, shifted_by_counter=False)
+
+
+def _mistake_ascii_only():
+    return _byte_map(_RANGES[:1])
+
+
+def _mistake_ranges_end_exclusive():
+    return _byte_map([(lo, chr(ord(hi) - 1)) for lo, hi in _RANGES])
+
+
+def _mistake_map_reversed():
+    return {c: b for b, c in _byte_map(_RANGES).items()}
 
 
 def _word(rng: random.Random) -> list[str]:
@@ -77,7 +219,16 @@ def longest_match_cases(rng: random.Random) -> list[Case]:
     ]
     words = ["tokenization", "token", "unbelievable", "playings", "plays", "xylophone", "aaa"]
     cases = [Case(f"'{w}'", (w, vocab), wordpiece_word(w, vocab)) for w in words]
-    extra = "".join(rng.choice(["play", "ing", "s", "a"]) for _ in range(rng.randrange(2, 5)))
+    cases.append(
+        Case(
+            "'tokenx': a word that fails after a match is [UNK] as a whole",
+            ("tokenx", vocab),
+            wordpiece_word("tokenx", vocab),
+        )
+    )
+    extra = "play" + "".join(
+        rng.choice(["play", "ing", "s", "a"]) for _ in range(rng.randrange(1, 4))
+    )
     cases.append(Case("a random word", (extra, vocab), wordpiece_word(extra, vocab)))
     return cases
 
@@ -94,36 +245,138 @@ def questions() -> list[Question]:
             "q1",
             "count_pairs",
             3,
-            "Loop over (symbols, count); zip(symbols, symbols[1:]) gives the adjacent pairs; add "
-            "count to a dict (collections.Counter) keyed by the pair tuple.",
+            "A word of n symbols has n - 1 adjacent pairs (zipping the symbols with themselves "
+            "shifted by one gives them all). Each occurrence of a pair adds the word's count, not "
+            "1, and a pair that occurs twice in one word adds it twice. Key the dict by the tuple "
+            "(a, b), not by the joined string.",
             count_pairs_cases,
             "Counting pairs",
+            nudge="Each occurrence of a pair in a word is worth that word's count.",
+            mistakes=[
+                Mistake(
+                    "counts ignored",
+                    "adding 1 per occurrence instead of the word's count",
+                    _mistake_counts_ignored,
+                ),
+                Mistake(
+                    "once per word",
+                    "counting a pair once per word however often it occurs in it",
+                    _mistake_pair_once_per_word,
+                ),
+                Mistake(
+                    "last pair missed",
+                    "a loop that stops one pair early and misses each word's last pair",
+                    _mistake_last_pair_missed,
+                ),
+                Mistake(
+                    "joined keys",
+                    "keys written as joined strings 'ab' instead of tuples ('a', 'b')",
+                    _mistake_joined_keys,
+                ),
+            ],
         ),
         Question(
             "q2",
             "merge_pair",
             2,
-            "Walk with an index i: if symbols[i], symbols[i + 1] is the pair, append the two joined "
-            "and jump by 2, else append symbols[i] and move by 1.",
+            "Walk left to right with an index rather than a for loop, because a merge consumes two "
+            "symbols: when the symbol at the index and the next one form the pair, emit them "
+            "joined and skip past both; otherwise emit the one symbol and move on by one. Mind the "
+            "last symbol, which has no next one.",
             merge_cases,
             "Applying one merge",
+            nudge="After a merge, where does the scan continue?",
+            mistakes=[
+                Mistake(
+                    "step one after a merge",
+                    "moving on by one after a merge (the second symbol used twice)",
+                    _mistake_step_one_after_merge,
+                ),
+                Mistake(
+                    "first occurrence only",
+                    "merging only the first occurrence",
+                    _mistake_first_occurrence_only,
+                ),
+                Mistake(
+                    "last symbol dropped",
+                    "a loop that stops before the last symbol and never appends it",
+                    _mistake_last_symbol_dropped,
+                ),
+                Mistake(
+                    "right to left",
+                    "scanning from right to left",
+                    _mistake_right_to_left,
+                ),
+            ],
         ),
         Question(
             "q3",
             "longest_match_first",
             3,
-            "For each start, try end from len(word) down to start + 1; pieces after the first get "
-            "the '##' prefix; if no end works, the whole word is ['[UNK]'].",
+            "From the current start, try the longest candidate first and shorten it one character "
+            "at a time until it is in the vocabulary; then continue from where that piece ends. "
+            "Every candidate except those starting at position 0 is looked up with '##' in front. "
+            "If no candidate matches at some start, stop: the answer is ['[UNK]'] for the whole "
+            "word, whatever matched before.",
             longest_match_cases,
             "Longest match first",
+            nudge="Longest first, '##' only on continuations, and one failure makes the whole "
+            "word unknown.",
+            mistakes=[
+                Mistake(
+                    "shortest match",
+                    "taking the shortest match first",
+                    _mistake_shortest_match,
+                ),
+                Mistake(
+                    "no ## on continuations",
+                    "looking continuations up without the '##' prefix",
+                    _mistake_no_continuation_prefix,
+                ),
+                Mistake(
+                    "## on the first piece",
+                    "the '##' prefix on the first piece too",
+                    _mistake_prefix_on_first_piece,
+                ),
+                Mistake(
+                    "[UNK] per character",
+                    "an [UNK] per unmatched character (the pieces found kept)",
+                    _mistake_unk_per_character,
+                ),
+            ],
         ),
         Question(
             "q4",
             "bytes_to_unicode",
             2,
-            "Bytes in '!'..'~', '¡'..'¬' and '®'..'ÿ' map to chr(b); the others, in increasing "
-            "order, to chr(256), chr(257), ...",
+            "Build the list of kept byte values from the three ranges, both ends included (ord "
+            "gives a character's value). Then go through 0..255 in order: a kept byte maps to "
+            "chr of itself; every other byte takes the next unused character from 256 on, so keep "
+            "a counter of how many you have shifted so far.",
             byte_map_cases,
             "GPT-2's byte-to-character map",
+            nudge="The shifted bytes count up from 256 one after another, without gaps.",
+            mistakes=[
+                Mistake(
+                    "shift by byte",
+                    "mapping each other byte b to chr(256 + b) instead of the next free character",
+                    _mistake_shift_by_byte,
+                ),
+                Mistake(
+                    "ASCII only",
+                    "keeping only '!'..'~' as themselves",
+                    _mistake_ascii_only,
+                ),
+                Mistake(
+                    "ranges end-exclusive",
+                    "ranges that leave out their last character",
+                    _mistake_ranges_end_exclusive,
+                ),
+                Mistake(
+                    "map reversed",
+                    "the map from characters to bytes",
+                    _mistake_map_reversed,
+                ),
+            ],
         ),
     ]

@@ -5,7 +5,134 @@ from __future__ import annotations
 
 import random
 
-from ..checks import Case, Question, randn
+from ..checks import Case, Mistake, Question, randn
+
+# Typical wrong answers, as code: feedback names the one a student's result equals.
+
+
+def _masking(ids, special, vocab_size, mask_id, seed, **wrong):
+    """The 80/10/10 rule, with one of the typical mistakes switched on by name."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    shape = ids.shape
+    if wrong.get("random_ids_first"):
+        random_ids = torch.randint(vocab_size, shape, generator=g)
+    p = torch.full(shape, 0.15)
+    if not wrong.get("special_chosen"):
+        p = p.masked_fill(special, 0.0)
+    chosen = torch.bernoulli(p, generator=g).bool()
+    masked = torch.bernoulli(torch.full(shape, 0.8), generator=g).bool() & chosen
+    randomised = torch.bernoulli(torch.full(shape, wrong.get("p_random", 0.5)), generator=g).bool()
+    randomised &= chosen if wrong.get("random_over_masked") else chosen & ~masked
+    if not wrong.get("random_ids_first"):
+        random_ids = torch.randint(vocab_size, shape, generator=g)
+    inputs, labels = ids.clone(), ids.clone()
+    inputs[masked] = mask_id
+    inputs[randomised] = random_ids[randomised]
+    if wrong.get("labels_inverted"):
+        labels[chosen] = -100
+    elif not wrong.get("labels_everywhere"):
+        labels[~chosen] = -100
+    return inputs, labels
+
+
+def _mistake_special_chosen(ids, special, vocab_size, mask_id, seed):
+    return _masking(ids, special, vocab_size, mask_id, seed, special_chosen=True)
+
+
+def _mistake_labels_everywhere(ids, special, vocab_size, mask_id, seed):
+    return _masking(ids, special, vocab_size, mask_id, seed, labels_everywhere=True)
+
+
+def _mistake_labels_inverted(ids, special, vocab_size, mask_id, seed):
+    return _masking(ids, special, vocab_size, mask_id, seed, labels_inverted=True)
+
+
+def _mistake_random_over_masked(ids, special, vocab_size, mask_id, seed):
+    return _masking(ids, special, vocab_size, mask_id, seed, random_over_masked=True)
+
+
+def _mistake_random_share(ids, special, vocab_size, mask_id, seed):
+    return _masking(ids, special, vocab_size, mask_id, seed, p_random=0.1)
+
+
+def _mistake_random_ids_first(ids, special, vocab_size, mask_id, seed):
+    return _masking(ids, special, vocab_size, mask_id, seed, random_ids_first=True)
+
+
+def _mistake_mean_pooled(hidden, pooler_w, pooler_b, w, b):
+    import torch
+
+    return torch.tanh(hidden.mean(1) @ pooler_w.T + pooler_b) @ w.T + b
+
+
+def _mistake_no_tanh(hidden, pooler_w, pooler_b, w, b):
+    return (hidden[:, 0] @ pooler_w.T + pooler_b) @ w.T + b
+
+
+def _mistake_last_token(hidden, pooler_w, pooler_b, w, b):
+    import torch
+
+    return torch.tanh(hidden[:, -1] @ pooler_w.T + pooler_b) @ w.T + b
+
+
+def _mistake_pooler_not_transposed(hidden, pooler_w, pooler_b, w, b):
+    import torch
+
+    return torch.tanh(hidden[:, 0] @ pooler_w + pooler_b) @ w.T + b
+
+
+def _mistake_padding_averaged(hidden, mask):
+    return hidden.mean(1)
+
+
+def _mistake_divided_by_length(hidden, mask):
+    return (hidden * mask[:, :, None]).sum(1) / hidden.shape[1]
+
+
+def _mistake_sum_not_mean(hidden, mask):
+    return (hidden * mask[:, :, None]).sum(1)
+
+
+def _mistake_mask_not_broadcast(hidden, mask):
+    return (hidden * mask).sum(1) / mask.sum(1)
+
+
+def _entropy(weights, mask, log=None, queries="real", dim=-1, reduce="sum"):
+    import torch
+
+    log = log or (lambda w: torch.log(w.clamp(min=1e-12)))
+    terms = -(weights * log(weights))
+    h = terms.sum(dim) if reduce == "sum" else terms.mean(dim)  # (L, B, H, T)
+    m = mask[None, :, None, :].to(h.dtype)
+    if queries == "all":
+        m = torch.ones_like(m)
+    return (h * m).sum((1, 3)) / m.sum((1, 3))
+
+
+def _mistake_log_of_zero(weights, mask):
+    import torch
+
+    return _entropy(weights, mask, log=torch.log)
+
+
+def _mistake_log2(weights, mask):
+    import torch
+
+    return _entropy(weights, mask, log=lambda w: torch.log2(w.clamp(min=1e-12)))
+
+
+def _mistake_padding_queries(weights, mask):
+    return _entropy(weights, mask, queries="all")
+
+
+def _mistake_sum_over_queries(weights, mask):
+    return _entropy(weights, mask, dim=-2)
+
+
+def _mistake_mean_over_keys(weights, mask):
+    return _entropy(weights, mask, reduce="mean")
 
 
 def masking_cases(rng: random.Random) -> list[Case]:
@@ -27,7 +154,9 @@ def masking_cases(rng: random.Random) -> list[Case]:
         special = torch.zeros(B, T, dtype=torch.bool)
         special[:, 0] = special[:, -1] = True  # [CLS] ... [SEP]
         cases.append(case(name, ids, special, V, 4, rng.randrange(2**31)))
-    ids = torch.randint(5, 30, (3, 8))
+    ids = torch.randint(
+        5, 30, (3, 8), generator=torch.Generator().manual_seed(rng.randrange(2**31))
+    )
     cases.append(
         case(
             "special tokens are never chosen",
@@ -115,37 +244,140 @@ def questions() -> list[Question]:
             "q1",
             "mask_tokens",
             4,
-            "Draw with g = torch.Generator().manual_seed(seed), in this order: torch.bernoulli of a "
-            "0.15 matrix with special positions set to 0 (chosen); torch.bernoulli(0.8) & chosen "
-            "([MASK]); torch.bernoulli(0.5) & chosen & not masked (random); torch.randint(vocab_size, "
-            "shape). Labels are -100 where not chosen.",
+            "Make one generator from the seed and make every draw from it, exactly in the order "
+            "the question lists: the choice (probability 0 at special positions), the 80% for "
+            "[MASK], the half of the rest for random tokens (which must exclude the positions "
+            "already masked), then the random ids for every position. Work on copies of ids: the "
+            "labels keep the original id where a position was chosen and -100 everywhere else.",
             masking_cases,
             "Masking with the 80/10/10 rule",
+            nudge="Compare your draws with the four steps of the question: same order, same "
+            "probabilities, same masks combined.",
+            mistakes=[
+                Mistake(
+                    "special tokens chosen",
+                    "choosing special positions too",
+                    _mistake_special_chosen,
+                ),
+                Mistake(
+                    "labels everywhere",
+                    "labels that keep every id instead of -100 at the positions not chosen",
+                    _mistake_labels_everywhere,
+                ),
+                Mistake(
+                    "labels inverted",
+                    "-100 at the chosen positions instead of the others",
+                    _mistake_labels_inverted,
+                ),
+                Mistake(
+                    "random over masked",
+                    "random tokens drawn among all chosen positions (masked ones included)",
+                    _mistake_random_over_masked,
+                ),
+                Mistake(
+                    "random share 0.1",
+                    "drawing the random tokens with probability 0.1 instead of half of the rest",
+                    _mistake_random_share,
+                ),
+                Mistake(
+                    "random ids first",
+                    "drawing the random ids before the choices",
+                    _mistake_random_ids_first,
+                ),
+            ],
         ),
         Question(
             "q2",
             "classify_cls",
             2,
-            "pooled = tanh(hidden[:, 0] @ pooler_w.T + pooler_b); logits = pooled @ w.T + b.",
+            "[CLS] is the first token of every sentence, so its vectors are hidden[:, 0], shape "
+            "(B, C). A linear layer with weights of shape (out, in) computes x W^T + b, so transpose "
+            "both weight matrices. The pooler is linear then tanh; the classifier is linear only.",
             head_cases,
             "[CLS] pooling and a classification head",
+            nudge="Which token's vector does the pooler read, and which layer has the tanh?",
+            mistakes=[
+                Mistake(
+                    "mean pooled",
+                    "the mean of all token vectors instead of the [CLS] vector",
+                    _mistake_mean_pooled,
+                ),
+                Mistake("no tanh", "the pooler without its tanh", _mistake_no_tanh),
+                Mistake(
+                    "last token", "the last token's vector instead of [CLS]", _mistake_last_token
+                ),
+                Mistake(
+                    "pooler not transposed",
+                    "the pooler's weights used without transposing them",
+                    _mistake_pooler_not_transposed,
+                ),
+            ],
         ),
         Question(
             "q3",
             "mean_pool",
             2,
-            "Multiply by mask.unsqueeze(-1) (as floats), sum over the tokens, divide by the number of "
-            "real tokens per sentence.",
+            "The mask is (B, T) and hidden (B, T, C): give the mask a last axis of size 1 (as a "
+            "float) so that it zeroes the padded token vectors. Sum over the token axis, then "
+            "divide by each sentence's number of real tokens, which is a sum of its mask, not T.",
             mean_pool_cases,
             "Mean pooling without the padding",
+            nudge="Zero the padding, then divide by how many real tokens each sentence has.",
+            mistakes=[
+                Mistake(
+                    "padding averaged",
+                    "the mean over all positions (padding included)",
+                    _mistake_padding_averaged,
+                ),
+                Mistake(
+                    "divided by T",
+                    "dividing the masked sum by the padded length T instead of the real length",
+                    _mistake_divided_by_length,
+                ),
+                Mistake(
+                    "sum not mean", "the masked sum without the division", _mistake_sum_not_mean
+                ),
+                Mistake(
+                    "mask not broadcast",
+                    "multiplying by the (B, T) mask without a feature axis",
+                    _mistake_mask_not_broadcast,
+                ),
+            ],
         ),
         Question(
             "q4",
             "attention_entropy",
             2,
-            "Entropy of each query's distribution: -(w * log w).sum(-1), with 0 log 0 = 0 "
-            "(clamp before the log); average over real query tokens and over the batch.",
+            "Each query's distribution is the last axis (keys); its entropy uses the natural log. "
+            "Weights of exactly 0 (padded keys) make log give -inf and 0 * -inf NaN: clamp the "
+            "weights to a tiny positive number inside the log. Then average over the batch and "
+            "query axes, counting only real query tokens: a (B, T) mask reshaped to broadcast "
+            "against (L, B, H, T), its sum as the divisor.",
             entropy_cases,
             "Attention entropy per head",
+            nudge="What does log(0) give, and which positions should the average skip?",
+            mistakes=[
+                Mistake(
+                    "log of 0",
+                    "log of the raw weights (0 * log 0 is NaN)",
+                    _mistake_log_of_zero,
+                ),
+                Mistake("log base 2", "entropy in bits (log base 2)", _mistake_log2),
+                Mistake(
+                    "padding queries",
+                    "averaging over every query (padded ones included)",
+                    _mistake_padding_queries,
+                ),
+                Mistake(
+                    "over queries",
+                    "summing over the queries (axis -2) instead of the keys",
+                    _mistake_sum_over_queries,
+                ),
+                Mistake(
+                    "mean over keys",
+                    "the mean of -w log w over the keys instead of its sum",
+                    _mistake_mean_over_keys,
+                ),
+            ],
         ),
     ]

@@ -4,7 +4,155 @@ from __future__ import annotations
 
 import random
 
-from ..checks import Case, Question, randn
+from ..checks import Case, Mistake, Question, randn
+
+# Typical wrong answers, as code: feedback names the one a student's result equals.
+
+
+def _causal(q, k, v, scale=None, allowed="tril", after_softmax=False):
+    import torch
+
+    T = q.shape[-2]
+    scores = q @ k.transpose(-2, -1) * (q.shape[-1] ** -0.5 if scale is None else scale)
+    ones = torch.ones(T, T, dtype=torch.bool)
+    mask = {
+        "tril": ones.tril(),
+        "tril(-1)": ones.tril(-1),
+        "inverted": ~ones.tril(),
+        "none": ones,
+        "triu": ones.triu(),
+    }[allowed]
+    if after_softmax:
+        return (torch.softmax(scores, dim=-1) * mask) @ v
+    return torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1) @ v
+
+
+def _mistake_no_scale(q, k, v):
+    return _causal(q, k, v, scale=1.0)
+
+
+def _mistake_divided_by_d(q, k, v):
+    return _causal(q, k, v, scale=1 / q.shape[-1])
+
+
+def _mistake_diagonal_excluded(q, k, v):
+    return _causal(q, k, v, allowed="tril(-1)")
+
+
+def _mistake_mask_inverted(q, k, v):
+    return _causal(q, k, v, allowed="inverted")
+
+
+def _mistake_no_mask(q, k, v):
+    return _causal(q, k, v, allowed="none")
+
+
+def _mistake_upper_triangle(q, k, v):
+    return _causal(q, k, v, allowed="triu")
+
+
+def _mistake_masked_after_softmax(q, k, v):
+    return _causal(q, k, v, after_softmax=True)
+
+
+def _top_k(logits, k, threshold_k=None, strict=True, fill=float("-inf")):
+    kth = logits.topk(threshold_k or k, dim=-1).values[..., -1:]
+    return logits.masked_fill(logits < kth if strict else logits <= kth, fill)
+
+
+def _mistake_k_plus_one(logits, k):
+    return _top_k(logits, k, threshold_k=k + 1)
+
+
+def _mistake_k_minus_one(logits, k):
+    return _top_k(logits, k, strict=False)
+
+
+def _mistake_zeros_not_inf(logits, k):
+    return _top_k(logits, k, fill=0.0)
+
+
+def _mistake_values_only(logits, k):
+    return logits.topk(k, dim=-1).values
+
+
+def _mistake_k_smallest(logits, k):
+    kth = logits.topk(k, dim=-1, largest=False).values[..., -1:]
+    return logits.masked_fill(logits > kth, float("-inf"))
+
+
+def _mistake_one_threshold(logits, k):
+    kth = logits.flatten().topk(k).values[-1]
+    return logits.masked_fill(logits < kth, float("-inf"))
+
+
+def _sorted_removal(logits, p, rule="before"):
+    import torch
+
+    sorted_logits, order = logits.sort(dim=-1, descending=True)
+    probs = torch.softmax(sorted_logits, dim=-1)
+    cum = probs.cumsum(-1)
+    remove = cum - probs >= p if rule == "before" else cum > p
+    return sorted_logits, order, remove
+
+
+def _mistake_crossing_token_removed(logits, p):
+    _, order, remove = _sorted_removal(logits, p, rule="after")
+    return logits.masked_fill(remove.scatter(-1, order, remove), float("-inf"))
+
+
+def _mistake_not_scattered(logits, p):
+    _, _, remove = _sorted_removal(logits, p)
+    return logits.masked_fill(remove, float("-inf"))
+
+
+def _mistake_sorted_order_returned(logits, p):
+    sorted_logits, _, remove = _sorted_removal(logits, p)
+    return sorted_logits.masked_fill(remove, float("-inf"))
+
+
+def _mistake_unsorted_cumsum(logits, p):
+    import torch
+
+    probs = torch.softmax(logits, dim=-1)
+    return logits.masked_fill(probs.cumsum(-1) - probs >= p, float("-inf"))
+
+
+def _mistake_ascending_sort(logits, p):
+    import torch
+
+    sorted_logits, order = logits.sort(dim=-1)
+    probs = torch.softmax(sorted_logits, dim=-1)
+    remove = probs.cumsum(-1) - probs >= p
+    return logits.masked_fill(remove.scatter(-1, order, remove), float("-inf"))
+
+
+def _token_losses(logits, targets):
+    import torch.nn.functional as F
+
+    return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="none")
+
+
+def _mistake_base_two(logits, targets):
+    return (2 ** _token_losses(logits, targets).mean()).item()
+
+
+def _mistake_mean_of_perplexities(logits, targets):
+    return _token_losses(logits, targets).exp().mean().item()
+
+
+def _mistake_summed_loss(logits, targets):
+    return _token_losses(logits, targets).sum().exp().item()
+
+
+def _mistake_loss_not_exp(logits, targets):
+    return _token_losses(logits, targets).mean().item()
+
+
+def _mistake_not_flattened(logits, targets):
+    import torch.nn.functional as F
+
+    return F.cross_entropy(logits, targets).exp().item()  # reads axis 1 (time) as the classes
 
 
 def causal_cases(rng: random.Random) -> list[Case]:
@@ -84,36 +232,154 @@ def questions() -> list[Question]:
             "q1",
             "causal_attention",
             3,
-            "torch.ones(T, T, dtype=torch.bool).tril() is the mask; scores where it is False become "
-            "-inf before the softmax; remember the 1/sqrt(d).",
+            "Scores: each query times each key (transpose the last two axes of k), divided by "
+            "sqrt(d). The allowed pairs form a boolean (T, T) lower triangle, diagonal included "
+            "(Exercise 2's causal mask); it broadcasts over batch and heads. Set the other scores "
+            "to -inf before the softmax over the keys, then multiply the weights by v.",
             causal_cases,
             "Causal self-attention",
+            nudge="Which key positions may query t see, and did you scale the scores?",
+            mistakes=[
+                Mistake("no scale", "attention without the 1/sqrt(d) scale", _mistake_no_scale),
+                Mistake(
+                    "divided by d",
+                    "dividing the scores by d instead of sqrt(d)",
+                    _mistake_divided_by_d,
+                ),
+                Mistake(
+                    "diagonal excluded",
+                    "a mask that also hides each position from itself",
+                    _mistake_diagonal_excluded,
+                ),
+                Mistake(
+                    "mask inverted",
+                    "the mask inverted (each position sees only the future)",
+                    _mistake_mask_inverted,
+                ),
+                Mistake("no mask", "attention without the causal mask", _mistake_no_mask),
+                Mistake(
+                    "upper triangle",
+                    "the upper triangle as the allowed positions",
+                    _mistake_upper_triangle,
+                ),
+                Mistake(
+                    "masked after softmax",
+                    "zeroing the future after the softmax (rows no longer sum to 1)",
+                    _mistake_masked_after_softmax,
+                ),
+            ],
+            forbidden=("scaled_dot_product_attention",),
         ),
         Question(
             "q2",
             "top_k_filter",
             2,
-            "logits.topk(k, dim=-1).values[..., -1:] is each row's k-th largest value; everything "
-            "strictly below it becomes -inf (masked_fill).",
+            "Find each row's k-th largest value (topk along the last axis gives the k largest, in "
+            "order); keep its last one with a trailing axis so that it broadcasts over the row. "
+            "Values strictly below it become -inf; the k-th itself stays. The result has the "
+            "logits' shape.",
             top_k_cases,
             "Top-k filtering",
+            nudge="Count what you keep: exactly k per row, the rest -inf, same shape as the "
+            "logits.",
+            mistakes=[
+                Mistake("k + 1 kept", "keeping k + 1 values per row", _mistake_k_plus_one),
+                Mistake(
+                    "k - 1 kept",
+                    "removing values equal to the k-th too (k - 1 kept)",
+                    _mistake_k_minus_one,
+                ),
+                Mistake(
+                    "zeros not -inf",
+                    "setting the others to 0 instead of -inf",
+                    _mistake_zeros_not_inf,
+                ),
+                Mistake(
+                    "values only",
+                    "returning the k largest values instead of the filtered logits",
+                    _mistake_values_only,
+                ),
+                Mistake("k smallest", "keeping the k smallest values", _mistake_k_smallest),
+                Mistake(
+                    "one threshold",
+                    "one k-th largest value for the whole batch instead of each row",
+                    _mistake_one_threshold,
+                ),
+            ],
         ),
         Question(
             "q3",
             "top_p_filter",
             3,
-            "Sort descending, softmax, cumsum; a token is removed when the mass of the tokens before "
-            "it already reaches p; scatter the decision back to the original order.",
+            "Sort each row in descending order (keep the indices), take the softmax of the sorted "
+            "logits and its running sum. A token is removed when the mass of the tokens ranked "
+            "above it already reaches p: compare the running sum minus the token's own "
+            "probability, so that the token that crosses p stays and the top token always stays. "
+            "The decision is in sorted order: scatter it back with the indices before masking.",
             top_p_cases,
             "Top-p (nucleus) filtering",
+            nudge="Is the token that carries the mass past p kept, and is your mask in sorted "
+            "order or the original one?",
+            mistakes=[
+                Mistake(
+                    "crossing token removed",
+                    "removing every token whose running sum exceeds p (the one that crosses p too)",
+                    _mistake_crossing_token_removed,
+                ),
+                Mistake(
+                    "not scattered back",
+                    "the removal decided in sorted order applied to the unsorted logits",
+                    _mistake_not_scattered,
+                ),
+                Mistake(
+                    "sorted order returned",
+                    "the filtered logits left in sorted order",
+                    _mistake_sorted_order_returned,
+                ),
+                Mistake(
+                    "unsorted running sum",
+                    "a running sum of the probabilities in vocabulary order (unsorted)",
+                    _mistake_unsorted_cumsum,
+                ),
+                Mistake(
+                    "ascending sort",
+                    "sorting in ascending order (the least likely tokens kept)",
+                    _mistake_ascending_sort,
+                ),
+            ],
         ),
         Question(
             "q4",
             "perplexity",
             2,
-            "exp of the mean cross-entropy: F.cross_entropy(logits.flatten(0, 1), targets.flatten()).exp(); "
-            "return a Python float (.item()).",
+            "F.cross_entropy wants the classes on axis 1 of 2-D logits: flatten batch and time "
+            "into one axis, for the targets too. Its default mean over all B * T tokens, in nats, "
+            "is the mean negative log-probability; perplexity is e to that power (not 2: the log "
+            "was natural). Return a Python float.",
             perplexity_cases,
             "Perplexity from logits",
+            nudge="Mean first, then the exponential, and in the same base as the log.",
+            mistakes=[
+                Mistake(
+                    "base 2",
+                    "2 to the power of a loss in nats (mixed log bases)",
+                    _mistake_base_two,
+                ),
+                Mistake(
+                    "mean of perplexities",
+                    "the mean of per-token perplexities instead of exp of the mean loss",
+                    _mistake_mean_of_perplexities,
+                ),
+                Mistake("summed loss", "exp of the summed loss", _mistake_summed_loss),
+                Mistake(
+                    "loss not exp", "the mean loss without the exponential", _mistake_loss_not_exp
+                ),
+                Mistake(
+                    "not flattened",
+                    "F.cross_entropy on the (B, T, vocab) logits unflattened (axis 1 read as "
+                    "the classes)",
+                    _mistake_not_flattened,
+                ),
+            ],
         ),
     ]
