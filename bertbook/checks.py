@@ -169,7 +169,14 @@ def compare(expected, got, atol: float, rtol: float, where: str = "result") -> s
             return f"{where}: contains inf"
         close = np.isclose(got_f, exp_f, atol=atol, rtol=rtol, equal_nan=True)
         if not close.all():
-            diff = np.nanmax(np.abs(got_f - exp_f))
+            finite = np.isfinite(got_f) & np.isfinite(exp_f) & ~close
+            if not finite.any():  # only infinities are misplaced (e.g. a filter's -inf)
+                bad = int((~close).sum())
+                return (
+                    f"{where}: {bad} of {close.size} values differ "
+                    "(an infinity where the reference has a number, or the reverse)"
+                )
+            diff = np.abs(got_f - exp_f)[finite].max()
             note = ""
             exp_dtype = str(getattr(expected, "dtype", exp_arr.dtype)).replace("torch.", "")
             if got_dtype != exp_dtype:

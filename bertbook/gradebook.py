@@ -49,6 +49,10 @@ def _atomic_write(path: str, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _num(x) -> str:
+    return f"{x:g}" if isinstance(x, (int, float)) else x
+
+
 def _exercises(reports) -> list[str]:
     return sorted({r.exercise for r in reports if r.exercise})
 
@@ -92,9 +96,9 @@ def csv_text(reports, meta: dict) -> str:
     w.writerow(header)
     for student, mine in sorted(_by_student(reports).items()):
         row = [student, _status(mine)]
-        row += [mine[ex].points if ex in mine else "" for ex in exercises]
+        row += [_num(mine[ex].points) if ex in mine else "" for ex in exercises]
         for ex in exercises:
-            pts = {q.question: q.points for q in mine[ex].results} if ex in mine else {}
+            pts = {q.question: _num(q.points) for q in mine[ex].results} if ex in mine else {}
             row += [pts.get(q, "") for q in questions[ex]]
         w.writerow(row + [meta["seed"], meta["grader_version"], meta["sandbox"]])
     return out.getvalue()
