@@ -2,11 +2,17 @@
 
 Every page loads without console errors, every image displays, math is typeset by the
 offline MathJax, notebook pages have Binder and Colab launch links to their own notebook, and
-no request leaves localhost."""
+no request leaves localhost. Every page passes axe-core's WCAG 2.0 and 2.1 A and AA rules with
+no violation (axe is installed from npm at test time into _build/, never committed), and every
+image has alt text that is not a file name (axe accepts a file name as alt text)."""
 
 import functools
 import http.server
+import json
+import re
 import shutil
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from urllib.parse import urlparse
@@ -19,6 +25,13 @@ from bertbook import maint
 pytestmark = pytest.mark.timeout(600)
 # What MathJax leaves where it typeset a formula (MathML output, or its HTML-CSS/SVG outputs).
 TYPESET = ".MathJax_MathML, .MathJax, .MathJax_Display, .MathJax_SVG"
+AXE = ("axe-core", "4.14.1")
+AXE_RUN = (
+    "() => axe.run(document, {runOnly: {type: 'tag',"
+    " values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}})"
+)
+# An alt text that is a file name or path (what an image gets when nobody wrote one).
+FILE_NAME = re.compile(r"^\S*\.(png|jpe?g|gif|svg|webp|pdf)$|^\S*/\S*$", re.IGNORECASE)
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +61,38 @@ def browser():
         b.close()
 
 
+@pytest.fixture(scope="module")
+def axe_script() -> Path:
+    """axe-core's browser bundle, installed with npm into _build/ on first use."""
+    need_built_book()
+    name, version = AXE
+    prefix = ROOT / "_build" / "tools"
+    script = prefix / "node_modules" / name / "axe.min.js"
+    package = script.parent / "package.json"
+    if not (package.exists() and json.loads(package.read_text())["version"] == version):
+        npm = shutil.which("npm")
+        if npm is None:
+            pytest.fail(
+                "npm is not installed (apt-get install npm): the accessibility check needs it"
+            )
+        subprocess.run(
+            [
+                npm,
+                "install",
+                "--no-save",
+                "--no-audit",
+                "--no-fund",
+                "--prefix",
+                str(prefix),
+                f"{name}@{version}",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
+    return script
+
+
 def _pages(html: Path) -> list[str]:
     return sorted(
         str(p.relative_to(html))
@@ -56,7 +101,7 @@ def _pages(html: Path) -> list[str]:
     )
 
 
-def _visit(browser, base: str, page_path: str) -> dict:
+def _visit(browser, base: str, page_path: str, axe: Path | None = None) -> dict:
     page = browser.new_page()
     errors, outside = [], []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
@@ -88,17 +133,31 @@ def _visit(browser, base: str, page_path: str) -> dict:
         )
         info["typeset"] = page.eval_on_selector_all(TYPESET, "els => els.length")
     info["links"] = page.eval_on_selector_all("a[href]", "els => els.map(a => a.href)")
+    info["images"] = page.eval_on_selector_all(
+        "img", "els => els.map(i => [i.getAttribute('alt'), i.getAttribute('src')])"
+    )
+    if axe is not None:
+        page.add_script_tag(path=str(axe))
+        info["violations"] = [
+            f"{v['id']} ({v['impact']}, {len(v['nodes'])}x, e.g. {v['nodes'][0]['target']})"
+            for v in page.evaluate(AXE_RUN)["violations"]
+        ]
     page.close()
     return info
 
 
-def test_every_page_in_a_browser(site, browser):
+@pytest.fixture(scope="module")
+def visits(site, browser, axe_script) -> dict[str, dict]:
+    """Every page of the book, visited once; what each check needs from it."""
     html, base = site
-    pages = _pages(html)
+    return {path: _visit(browser, base, path, axe_script) for path in _pages(html)}
+
+
+def test_every_page_in_a_browser(visits):
+    pages = list(visits)
     assert "book/intro.html" in pages and len(pages) >= 5
     problems = []
-    for path in pages:
-        info = _visit(browser, base, path)
+    for path, info in visits.items():
         for e in info["errors"]:
             problems.append(f"{path}: console error: {e}")
         for u in info["outside"]:
@@ -113,6 +172,29 @@ def test_every_page_in_a_browser(site, browser):
                 if want not in info["links"]:
                     problems.append(f"{path}: no launch link {want}")
     assert not problems, "\n".join(problems)
+
+
+def test_no_accessibility_violations_on_any_page(visits):
+    """axe-core, WCAG 2.0 and 2.1, levels A and AA: zero violations on every page."""
+    problems = [f"{path}: {v}" for path, info in visits.items() for v in info["violations"]]
+    assert not problems, f"{len(problems)} axe violations:\n" + "\n".join(problems)
+
+
+def test_every_image_has_alt_text_that_is_not_a_file_name(visits):
+    problems = [
+        f"{path}: <img src={src!r}> has alt {alt!r}"
+        for path, info in visits.items()
+        for alt, src in info["images"]
+        if not (alt or "").strip() or FILE_NAME.match(alt.strip())
+    ]
+    assert not problems, f"{len(problems)} images without alt text:\n" + "\n".join(problems)
+
+
+def test_the_alt_text_check_knows_a_file_name():
+    for alt in ("../_images/abc.png", "figure.svg", "_build/jupyter_execute/x"):
+        assert FILE_NAME.match(alt)
+    for alt in ("Binder logo", "Attention weights: each row sums to 1 (heatmap.png shows)"):
+        assert not FILE_NAME.match(alt)
 
 
 def test_math_is_rendered_on_the_warm_up(site, browser):
@@ -147,3 +229,26 @@ def test_attention_viewer_works_in_the_static_page(site, browser):
     assert viewer.locator("rect.bb-cell").count() == n_tokens**2
     page.close()
     assert not errors, errors
+
+
+def test_the_accessibility_fixes_match_the_theme_markup_once():
+    """book/_ext/a11y.py rewrites the written pages; a second build must find nothing to do."""
+    sys.path.insert(0, str(ROOT / "book" / "_ext"))
+    import a11y
+
+    page = (
+        '<li class="toctree-l1 current has-children"><a class="current reference internal" '
+        'href="01.html">Chapter &quot;1&quot;</a><details open="open"><summary><span '
+        'class="toctree-toggle" role="presentation"><i class="fa-solid fa-chevron-down"></i>'
+        "</span></summary></details></li>"
+        '<button class="btn search-button-field search-button__button pst-js-only" '
+        'title="Search" aria-label="Search" data-bs-placement="bottom">Search</button>'
+        '<i class="theme-switch fa-solid fa-sun fa-lg" data-mode="light" title="Light"></i>'
+        '<div role="list" class="citation-list"><div class="citation" id="id1" '
+        'role="doc-biblioentry"></div></div>'
+    )
+    once = a11y.fix(page)
+    assert '<summary aria-label="Show or hide the sections of Chapter &quot;1&quot;">' in once
+    assert 'aria-label="Search"' not in once and 'title="Light"' not in once
+    assert 'role="listitem"' in once and "doc-biblioentry" not in once
+    assert a11y.fix(once) == once

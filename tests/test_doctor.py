@@ -1,0 +1,62 @@
+"""python -m bertbook.doctor: versions outside the package's ranges are problems with a fix,
+versions that only differ from the pins are not, and --quiet prints only the problems."""
+
+import subprocess
+import sys
+
+from bertbook import doctor
+
+
+def _fake_versions(monkeypatch, **fake):
+    real = doctor.installed_version
+    monkeypatch.setattr(doctor, "installed_version", lambda name: fake.get(name, real(name)))
+
+
+def test_a_version_outside_the_package_range_is_a_problem_with_its_fix(monkeypatch, capsys):
+    _fake_versions(monkeypatch, transformers="4.46.0")
+    assert doctor.main(["--quiet"]) == 1
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out == [
+        'problem: transformers 4.46.0 is outside <6,>=5.0: pip install "transformers<6,>=5.0"'
+    ]
+
+
+def test_a_missing_package_and_a_missing_torch_are_problems(monkeypatch):
+    _fake_versions(monkeypatch, tiktoken=None, torch=None)
+    problems = doctor.diagnose().problems
+    assert any(p.startswith("tiktoken is not installed") for p in problems)
+    assert any(p.startswith("torch is not installed") for p in problems)
+
+
+def test_a_version_inside_the_range_but_not_the_pin_is_shown_not_reported(monkeypatch):
+    _fake_versions(monkeypatch, transformers="5.0.0", numpy="1.26.4")
+    report = doctor.diagnose()
+    assert not [p for p in report.problems if "transformers" in p or "numpy" in p]
+    line = next(x for x in report.lines if x.startswith("transformers"))
+    assert "5.0.0" in line and "pinned" in line
+
+
+def test_a_missing_sandbox_is_a_problem_only_for_grading(monkeypatch):
+    monkeypatch.setattr(doctor.shutil, "which", lambda name: None)
+    assert not [p for p in doctor.diagnose().problems if "sandbox" in p]
+    assert [p for p in doctor.diagnose(grading=True).problems if "sandbox" in p]
+
+
+def test_a_corrupt_cached_archive_is_a_problem(monkeypatch, tmp_path):
+    monkeypatch.setenv("BERTBOOK_CACHE", str(tmp_path))
+    asset = next(iter(doctor.assets.ASSETS.values()))
+    (tmp_path / "archives").mkdir()
+    (tmp_path / "archives" / asset.filename).write_bytes(b"not the release")
+    problems = doctor.diagnose().problems
+    assert any("corrupt" in p and asset.filename in p for p in problems)
+
+
+def test_the_command_reports_this_environment():
+    done = subprocess.run(
+        [sys.executable, "-m", "bertbook.doctor"], capture_output=True, text=True, timeout=120
+    )
+    for what in ("Python", "torch", "transformers", "assets", "GPU", "sandbox"):
+        assert any(line.startswith(what) for line in done.stdout.splitlines()), what
+    problems = [x for x in done.stdout.splitlines() if x.startswith("problem: ")]
+    assert f"{len(problems)} problem(s)" in done.stdout
+    assert done.returncode == (1 if problems else 0)
