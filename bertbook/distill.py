@@ -1,11 +1,11 @@
-"""Chapter 5: knowledge distillation (softened targets, the T-squared distillation loss, cosine
-alignment), students from alternate teacher layers, and inference timing.
+"""Chapter 5: knowledge distillation (softened targets, the T-squared distillation loss computed with
+log_softmax, cosine alignment), students from alternate layers of Chapter 4's classifier, and the
+distillation objective for bertbook.training.train_classifier.
 
 Generated from book/05_distilbert.ipynb by `python -m bertbook.maint sync`: edit the notebook, not
 this file."""
 
 import copy
-import time
 
 import torch
 import torch.nn as nn
@@ -23,11 +23,14 @@ def soften(logits, T):
 def distillation_loss(student_logits, teacher_logits, T):
     """T^2 * KL(teacher(T) || student(T)), averaged over the batch. Logits: (B, n_classes).
 
+    Log-probabilities from log_softmax: a teacher probability that underflows to 0 adds 0, not
+    0 * log 0 = NaN.
+
     Defined in Chapter 5, section “The distillation loss”.
     """
-    p_teacher = soften(teacher_logits, T)  # (B, n)
-    log_p_student = torch.log_softmax(student_logits / T, dim=-1)  # (B, n)
-    kl = (p_teacher * (torch.log(p_teacher) - log_p_student)).sum(-1)  # (B,)
+    log_p = F.log_softmax(teacher_logits / T, dim=-1)  # (B, n): the teacher, the target
+    log_q = F.log_softmax(student_logits / T, dim=-1)  # (B, n): the student
+    kl = (log_p.exp() * (log_p - log_q)).sum(-1)  # (B,)
     return T**2 * kl.mean()
 
 
@@ -43,26 +46,27 @@ def cosine_alignment_loss(student_hidden, teacher_hidden, mask):
 
 
 def student_from(teacher, keep=(0, 2, 4)):
-    """A copy of a classifier whose transformers BERT encoder keeps only the layers in keep
-    (embeddings and head are copied too).
+    """A copy of a classifier (a SentimentClassifier: .encoder is a BertEncoder) whose encoder
+    keeps only the layers in keep, in that order; embeddings and head are copied too.
 
     Defined in Chapter 5, section “Building the student”.
     """
     student = copy.deepcopy(teacher)
-    encoder = student.encoder
-    encoder.encoder.layer = nn.ModuleList([encoder.encoder.layer[i] for i in keep])
-    encoder.config.num_hidden_layers = len(keep)
+    student.encoder.layers = nn.ModuleList([student.encoder.layers[i] for i in keep])
     return student
 
 
 def n_parameters(model):
-    """Defined in Chapter 5, section “Building the student”."""
+    """The number of numbers in the model's parameters.
+
+    Defined in Chapter 5, section “Building the student”.
+    """
     return sum(p.numel() for p in model.parameters())
 
 
 def kd_loss_fn(teacher_logits, labels, T=2.0, alpha=0.5):
-    """loss_fn(logits, batch) for bertbook.bert.train_classifier: alpha * distillation + (1 - alpha) *
-    cross-entropy on the labelled examples of the batch (label -1 marks an unlabelled one).
+    """loss_fn(logits, batch) for bertbook.training.train_classifier: alpha * distillation +
+    (1 - alpha) * cross-entropy on the labelled examples of the batch (label -1: unlabelled).
 
     Defined in Chapter 5, section “The experiment”.
     """
@@ -76,29 +80,3 @@ def kd_loss_fn(teacher_logits, labels, T=2.0, alpha=0.5):
         return alpha * soft + (1 - alpha) * F.cross_entropy(logits[labelled], y[labelled])
 
     return loss_fn
-
-
-def best_time(fn, repeats=3):
-    """The fastest of repeats calls of fn(), in seconds.
-
-    Defined in Chapter 5, section “Size and speed”.
-    """
-    best = float("inf")
-    for _ in range(repeats):
-        begin = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - begin)
-    return best
-
-
-@torch.no_grad()
-def one_at_a_time(model, encodings):
-    """Classify each sentence in its own forward pass (batch size 1).
-
-    Defined in Chapter 5, section “Size and speed”.
-    """
-    model.eval()
-    device = next(model.parameters()).device
-    for e in encodings:
-        ids = torch.tensor([e], device=device)
-        model(ids, torch.ones_like(ids))

@@ -1,16 +1,284 @@
-"""The course's plumbing, apart from its models: timing (and, as chapters move them here,
-training loops, batching, caching and statistics).
+"""The course's plumbing, apart from its models: batching, training loops, caching of trained
+models, statistics and timing. The chapters' modules hold the models; this one, written by hand,
+holds what every model needs around it (as nanoGPT keeps ``train.py`` apart from ``model.py``).
 
-One timer serves every chapter: ``median_time`` reports the median of repeated calls, and
-``side_by_side`` times several functions interleaved in one run, so that a load that comes and
-goes on the machine hits every contender alike. Prose states timings as ratios of such runs.
+- **Batching**: ``encode_sentences`` (token ids), ``length_batches`` (batches of similar lengths),
+  ``pad`` (ids and padding mask of one batch).
+- **Training and inference**: ``warmup_linear`` (BERT's learning-rate schedule),
+  ``train_classifier`` (a fixed number of AdamW steps), ``predict`` (outputs in input order).
+- **Caching**: ``code_fingerprint`` and ``artifact_path`` key a trained model by everything that
+  made it (the code, without its docstrings and comments; the recipe; the weights it started
+  from; the library versions); ``teacher_path``, ``save_teacher`` and ``load_or_train_teacher``
+  keep Chapter 4's fine-tuned classifier for Chapter 5.
+- **Statistics**: ``bootstrap_interval`` (percentile bootstrap, paired when given differences).
+- **Timing**: one timer for every chapter. ``median_time`` reports the median of repeated calls;
+  ``side_by_side`` times several functions interleaved in one run, so that a load that comes and
+  goes on the machine hits every contender alike. Prose states timings as ratios of such runs.
+
+Shapes follow minGPT's notation: ``B`` batch, ``T`` sequence length, ``C`` width, ``V`` vocabulary.
 """
 
 from __future__ import annotations
 
+import ast
+import hashlib
+import inspect
+import json
+import os
 import statistics
+import textwrap
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+# ---------------------------------------------------------------------------------- batching
+
+
+def encode_sentences(tokenizer, sentences, max_length=64):
+    """Token ids of each sentence, with [CLS] and [SEP], cut at ``max_length``."""
+    return [tokenizer(s, truncation=True, max_length=max_length)["input_ids"] for s in sentences]
+
+
+def length_batches(encodings, batch_size, generator=None):
+    """Lists of indices into ``encodings``, each a batch of sentences of similar lengths.
+
+    Without a generator: sorted by length (for inference). With one: shuffled, sorted only within
+    chunks of 50 batches, then the batches shuffled: random, yet with little padding."""
+    if generator is None:
+        order = sorted(range(len(encodings)), key=lambda i: len(encodings[i]))
+    else:
+        order, chunk = torch.randperm(len(encodings), generator=generator).tolist(), 50 * batch_size
+        order = [
+            i
+            for c in range(0, len(order), chunk)
+            for i in sorted(order[c : c + chunk], key=lambda i: len(encodings[i]))
+        ]
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    if generator is not None:
+        batches = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+    return batches
+
+
+def pad(encodings, batch, pad_id=0, device="cpu"):
+    """(ids, mask), both (B, T) with B = len(batch) and T its longest sentence; mask is 1 at
+    real tokens and 0 at padding."""
+    lengths = torch.tensor([len(encodings[i]) for i in batch])  # (B,)
+    ids = torch.full((len(batch), int(lengths.max())), pad_id, dtype=torch.long)  # (B, T)
+    for row, i in enumerate(batch):
+        ids[row, : len(encodings[i])] = torch.tensor(encodings[i])
+    mask = torch.arange(ids.shape[1])[None, :] < lengths[:, None]  # (B, T)
+    return ids.to(device), mask.long().to(device)
+
+
+# ---------------------------------------------------------------------- training and inference
+
+
+def warmup_linear(steps, warmup=0.1):
+    """Learning-rate multiplier for step s (0-based): a linear warm-up over the first ``warmup``
+    share of ``steps``, then a linear decay to zero at the end (BERT's schedule)."""
+    return lambda s: min((s + 1) / (warmup * steps), (steps - s) / ((1 - warmup) * steps))
+
+
+def train_classifier(model, encodings, labels, steps, lr, batch_size=32, seed=0, loss_fn=None):
+    """Train ``model(ids, mask) -> logits (B, n_classes)`` for ``steps`` AdamW steps on
+    length-bucketed batches, with warm-up and linear decay and gradients clipped at norm 1.
+    Returns the training losses.
+
+    ``loss_fn(logits, batch)`` (``batch``: the indices of the batch's sentences) defaults to the
+    cross-entropy with ``labels``; Chapter 5 passes a distillation loss. The batches depend on
+    ``seed`` only, so two runs with the same seed see the same sentences in the same order."""
+    device = next(model.parameters()).device
+    labels = torch.as_tensor(labels)
+    loss_fn = loss_fn or (lambda logits, batch: F.cross_entropy(logits, labels[batch].to(device)))
+    g = torch.Generator().manual_seed(seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_linear(steps))
+    losses = []
+    model.train()
+    while len(losses) < steps:  # epochs, until the step budget ends
+        for batch in length_batches(encodings, batch_size, g):
+            loss = loss_fn(model(*pad(encodings, batch, device=device)), batch)
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            losses.append(loss.item())
+            if len(losses) == steps:
+                break
+    model.eval()
+    return losses
+
+
+@torch.no_grad()
+def predict(model, encodings, batch_size=128):
+    """(N, ...) outputs of ``model(ids, mask)`` in eval mode, in the order of ``encodings``
+    (batches of similar lengths, so little padding)."""
+    model.eval()
+    device = next(model.parameters()).device
+    out = None
+    for batch in length_batches(encodings, batch_size):
+        y = model(*pad(encodings, batch, device=device)).cpu()  # (B, ...)
+        if out is None:
+            out = torch.zeros(len(encodings), *y.shape[1:], dtype=y.dtype)
+        out[batch] = y
+    return out
+
+
+# ----------------------------------------------------------------------------------- caching
+
+
+def _without_docstrings(tree: ast.AST) -> ast.AST:
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (
+            isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+        ):
+            node.body = body[1:] or [ast.Pass()]
+    return tree
+
+
+def code_fingerprint(*objects) -> str:
+    """sha256 of the code of functions and classes, as Python sees it: comments, docstrings and
+    layout are left out, so rewording them changes nothing, while any change to what the code
+    does (a line, a default, a name) changes the fingerprint."""
+    parts = []
+    for obj in objects:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(obj)))
+        parts.append(
+            f"{obj.__module__}.{obj.__qualname__}\n{ast.unparse(_without_docstrings(tree))}"
+        )
+    return hashlib.sha256("\n\n".join(parts).encode()).hexdigest()
+
+
+def weights_id(checkpoint) -> str:
+    """What a checkpoint's weights are: the sha256 of its ``model.safetensors`` when it is a local
+    folder, else its name (a hub name names fixed weights only as far as the hub keeps them)."""
+    from bertbook import assets
+
+    weights = Path(checkpoint) / "model.safetensors"
+    return assets.sha256_of(weights) if weights.exists() else str(checkpoint)
+
+
+def artifact_path(name: str, code: Sequence, recipe: dict, weights: str) -> Path:
+    """Cache file for a model trained by ``code`` (functions and classes) with ``recipe`` from
+    the weights ``weights`` (see ``weights_id``): its name is a hash of all of them and of the
+    torch and transformers versions, so any change that could change the result makes a new
+    file, and a change that cannot (a docstring) does not."""
+    import transformers
+
+    from bertbook import assets
+
+    key = json.dumps(
+        {
+            "code": code_fingerprint(*code),
+            "recipe": recipe,
+            "weights": weights,
+            "versions": [torch.__version__, transformers.__version__],
+        },
+        sort_keys=True,
+    )
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return assets.cache_dir() / "artifacts" / f"{name}-{digest}.pt"
+
+
+def save_state(model, path: Path) -> Path:
+    """Write ``model.state_dict()`` to ``path`` atomically (a reader never sees half a file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    torch.save(model.state_dict(), tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def teacher_code() -> list:
+    """Everything whose code decides Chapter 4's fine-tuned classifier: Chapter 2's attention,
+    Chapter 4's encoder, classifier and recipe, and this module's batching and training loop."""
+    from bertbook import attention, bert
+
+    return [
+        attention.scaled_dot_product_attention,
+        attention.split_heads,
+        attention.merge_heads,
+        attention.MultiHeadAttention,
+        bert.BertEmbeddings,
+        bert.BertLayer,
+        bert.BertEncoder,
+        bert.copy_bert_layer,
+        bert.copy_bert_weights,
+        bert.mean_pool,
+        bert.SentimentClassifier,
+        bert.fine_tune_sentiment,
+        encode_sentences,
+        length_batches,
+        pad,
+        warmup_linear,
+        train_classifier,
+    ]
+
+
+def teacher_path(checkpoint, recipe=None, weights=None) -> Path:
+    """Cache file of Chapter 4's classifier fine-tuned from ``checkpoint`` with ``recipe``
+    (default ``bertbook.bert.TEACHER_RECIPE``); ``weights``: ``weights_id(checkpoint)`` if known."""
+    from bertbook import bert
+
+    recipe = bert.TEACHER_RECIPE if recipe is None else recipe
+    weights = weights_id(checkpoint) if weights is None else weights
+    return artifact_path("sentiment", teacher_code(), recipe, weights)
+
+
+def save_teacher(model, checkpoint, recipe=None, path=None) -> Path:
+    """Cache a fine-tuned classifier (``path``: ``teacher_path``'s result, if already known)."""
+    return save_state(model, path or teacher_path(checkpoint, recipe))
+
+
+def load_or_train_teacher(checkpoint, recipe=None, device="cpu"):
+    """(model, tokenizer, was_cached): Chapter 4's fine-tuned classifier, from the cache when it
+    is there, else trained with ``bertbook.bert.fine_tune_sentiment`` and cached."""
+    from transformers import AutoTokenizer
+
+    from bertbook import bert
+
+    recipe = bert.TEACHER_RECIPE if recipe is None else recipe
+    path = teacher_path(checkpoint, recipe)  # hashes the weights: computed once
+    if path.exists():
+        model = bert.SentimentClassifier(bert.BertEncoder.from_hf(checkpoint))
+        model.load_state_dict(torch.load(path, map_location="cpu"))
+        return model.to(device).eval(), AutoTokenizer.from_pretrained(checkpoint), True
+    model, tok, _ = bert.fine_tune_sentiment(checkpoint, recipe, device)
+    save_teacher(model, checkpoint, recipe, path)
+    return model, tok, False
+
+
+# -------------------------------------------------------------------------------- statistics
+
+
+def bootstrap_interval(correct, n_resamples=10_000, seed=0, level=0.95):
+    """(mean, low, high): the mean of ``correct`` and its percentile bootstrap interval.
+
+    ``correct``: (N,) booleans (an accuracy), or (N,) differences of two methods' correctness on
+    the same examples (a paired bootstrap: examples easy or hard for both cancel out)."""
+    correct = np.asarray(correct, dtype=float)
+    rng = np.random.default_rng(seed)
+    means = correct[rng.integers(0, len(correct), (n_resamples, len(correct)))].mean(1)
+    tail = (1 - level) / 2
+    return (
+        float(correct.mean()),
+        float(np.quantile(means, tail)),
+        float(np.quantile(means, 1 - tail)),
+    )
+
+
+# ------------------------------------------------------------------------------------ timing
 
 
 def median_time(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> float:

@@ -1,37 +1,41 @@
 """Chapter 4's BERT pieces (bertbook/bert.py, saved from the chapter) against transformers."""
 
-import numpy as np
 import pytest
 import torch
-from transformers import BertConfig, BertModel, BertTokenizerFast, DataCollatorForLanguageModeling
+from transformers import (
+    BertConfig,
+    BertForMaskedLM,
+    BertModel,
+    BertTokenizerFast,
+    DataCollatorForLanguageModeling,
+)
 
 from bertbook.bert import (
+    BertEncoder,
+    BertForMLM,
     BertLayer,
-    bert_encoder_from,
-    bootstrap_interval,
+    MeanPooler,
+    SentimentClassifier,
     copy_bert_layer,
-    length_batches,
+    init_bert_weights,
     mask_tokens,
     mean_pool,
-    pad,
-    teacher_path,
-    warmup_linear,
     wordpiece_vocab,
+)
+
+SIZES = dict(
+    vocab_size=120,
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    intermediate_size=64,
+    max_position_embeddings=40,
 )
 
 
 def _bert(seed=0, **kw):
     torch.manual_seed(seed)
-    cfg = dict(
-        vocab_size=120,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=64,
-        max_position_embeddings=40,
-    )
-    cfg.update(kw)
-    return BertModel(BertConfig(**cfg), add_pooling_layer=False).eval()
+    return BertModel(BertConfig(**{**SIZES, **kw}), add_pooling_layer=False).eval()
 
 
 def test_layer_equals_bertlayer_with_padding():
@@ -45,17 +49,16 @@ def test_layer_equals_bertlayer_with_padding():
     additive = (~mask)[:, None, None, :].float() * torch.finfo(torch.float32).min
     with torch.no_grad():
         expected = hf.encoder.layer[0](x, additive)
-        got, weights = ours(x, mask)
+        got, weights = ours(x, mask.long())  # a 0/1 mask, as pad() gives, works too
     torch.testing.assert_close(got[mask], expected[mask], atol=1e-5, rtol=1e-4)
-    assert (
-        weights[~mask[:, None, None, :].expand_as(weights)].abs().max() == 0
-    )  # no weight on padding
+    assert weights[~mask[:, None, None, :].expand_as(weights)].abs().max() == 0  # none on padding
 
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_encoder_equals_bertmodel_with_segments(seed):
     hf = _bert(seed)
-    ours = bert_encoder_from(hf)
+    ours = BertEncoder.from_hf(hf)
+    assert not ours.training  # loaded for inference, as from_pretrained does
     ids = torch.randint(0, 120, (2, 9))
     segments = torch.tensor([[0] * 5 + [1] * 4, [0] * 9])
     mask = torch.ones(2, 9, dtype=torch.bool)
@@ -65,8 +68,62 @@ def test_encoder_equals_bertmodel_with_segments(seed):
         expected = hf(
             input_ids=ids, attention_mask=mask.long(), token_type_ids=segments
         ).last_hidden_state
-    assert len(states) == 3 and len(attentions) == 2
+    assert len(states) == 3 and len(attentions) == 2 and attentions[0].shape == (2, 4, 9, 9)
     torch.testing.assert_close(states[-1][mask], expected[mask], atol=1e-5, rtol=1e-4)
+
+
+def test_from_hf_loads_a_checkpoint_folder_with_its_sizes(tmp_path):
+    hf = _bert(3, hidden_dropout_prob=0.25)
+    hf.save_pretrained(tmp_path / "tiny")
+    ours = BertEncoder.from_hf(tmp_path / "tiny")
+    assert len(ours.layers) == 2 and ours.d_model == 32 and ours.embeddings.drop.p == 0.25
+    ids = torch.randint(0, 120, (1, 7))
+    with torch.no_grad():
+        torch.testing.assert_close(ours(ids)[0][-1], hf(input_ids=ids).last_hidden_state)
+
+
+def test_editing_our_layer_changes_the_encoder():
+    """The encoder runs our BertLayer: what a reader changes there reaches every result."""
+    ours = BertEncoder.from_hf(_bert())
+    ids = torch.randint(0, 120, (1, 6))
+    with torch.no_grad():
+        before = ours(ids)[0][-1].clone()
+        ours.layers[0].ff_out.bias.add_(1.0)
+        assert not torch.allclose(ours(ids)[0][-1], before)
+
+
+def test_mlm_model_equals_bertformaskedlm_and_ties_the_decoder():
+    torch.manual_seed(0)
+    hf = BertForMaskedLM(BertConfig(**SIZES)).eval()
+    ours = BertForMLM.from_hf(hf)
+    assert ours.head.decoder.weight is ours.encoder.embeddings.token.weight
+    ids = torch.randint(0, 120, (3, 10))
+    with torch.no_grad():
+        torch.testing.assert_close(ours(ids), hf(input_ids=ids).logits, atol=1e-4, rtol=1e-4)
+
+
+def test_init_bert_weights_follows_bert():
+    model = BertForMLM(BertEncoder(50, 16, 1, 2, 32, max_len=8))
+    torch.manual_seed(0)
+    model.apply(lambda m: init_bert_weights(m, 0.5))
+    layer = model.encoder.layers[0]
+    assert abs(layer.ff_in.weight.std().item() - 0.5) < 0.1 and layer.ff_in.bias.abs().max() == 0
+    assert (
+        torch.equal(layer.norm1.weight, torch.ones(16)) and model.head.decoder.bias.abs().max() == 0
+    )
+
+
+def test_classifier_and_pooler_on_our_encoder():
+    encoder = BertEncoder.from_hf(_bert())
+    ids, mask = torch.randint(5, 120, (2, 8)), torch.ones(2, 8, dtype=torch.long)
+    mask[1, 5:] = 0
+    with torch.no_grad():
+        pooled = MeanPooler(encoder)(ids, mask)
+        logits = SentimentClassifier(encoder).eval()(ids, mask)
+        torch.testing.assert_close(
+            pooled[1], encoder(ids[1:, :5])[0][-1][0].mean(0), atol=1e-5, rtol=0
+        )
+    assert pooled.shape == (2, 32) and logits.shape == (2, 2)
 
 
 def _tokenizer(tmp_path):
@@ -109,83 +166,16 @@ def test_wordpiece_vocab_is_deterministic_and_tokenises_like_wordpiece(tmp_path)
     text = "low lower lowest newer newest wider widest " * 20 + "the cat sat on the mat " * 10
     vocab = wordpiece_vocab(text, 30)
     assert vocab == wordpiece_vocab(text, 30)
-    assert vocab[:5] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] and len(set(vocab)) == len(
-        vocab
-    )
+    assert vocab[:5] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    assert len(set(vocab)) == len(vocab)
     (tmp_path / "vocab.txt").write_text("\n".join(vocab) + "\n")
     tok = BertTokenizerFast(vocab=str(tmp_path / "vocab.txt"))
     pieces = tok.tokenize("lowest newer cats")
     assert "[UNK]" not in pieces and tok.convert_tokens_to_string(pieces) == "lowest newer cats"
 
 
-def test_length_batches_cover_every_index_once_with_little_padding():
-    encodings = [[1] * n for n in torch.randint(3, 60, (500,)).tolist()]
-    for generator in (None, torch.Generator().manual_seed(0)):
-        batches = length_batches(encodings, 32, generator)
-        assert sorted(i for b in batches for i in b) == list(range(500))
-    sorted_batches = length_batches(encodings, 32)
-    spread = max(
-        max(len(encodings[i]) for i in b) - min(len(encodings[i]) for i in b)
-        for b in sorted_batches
-    )
-    assert spread <= 10
-    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
-    assert length_batches(encodings, 32, g1) == length_batches(encodings, 32, g2)
-
-
-def test_pad_and_mean_pool_ignore_padding():
-    encodings = [[2, 5, 6, 3], [2, 7, 3]]
-    ids, mask = pad(encodings, [0, 1])
-    assert ids.tolist() == [[2, 5, 6, 3], [2, 7, 3, 0]] and mask.tolist() == [
-        [1, 1, 1, 1],
-        [1, 1, 1, 0],
-    ]
+def test_mean_pool_ignores_padding():
     hidden = torch.randn(2, 4, 5)
+    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]])
     pooled = mean_pool(hidden, mask)
     torch.testing.assert_close(pooled[1], hidden[1, :3].mean(0))
-
-
-def test_warmup_linear_schedule():
-    f = warmup_linear(100)
-    assert (
-        f(0) == pytest.approx(0.1) and f(9) == pytest.approx(1.0) and f(99) == pytest.approx(1 / 90)
-    )
-
-
-def test_bootstrap_interval_contains_the_mean_and_narrows_with_more_data():
-    rng = np.random.default_rng(0)
-    small, large = rng.random(200) < 0.8, rng.random(5000) < 0.8
-    m, lo, hi = bootstrap_interval(small)
-    assert lo < m < hi and 0.7 < m < 0.9
-    _, lo2, hi2 = bootstrap_interval(large)
-    assert hi2 - lo2 < (hi - lo) / 3
-    diff, dlo, dhi = bootstrap_interval(np.zeros(300))  # identical methods: no difference
-    assert diff == dlo == dhi == 0
-
-
-def test_teacher_path_depends_on_the_recipe():
-    a = teacher_path("some-hub-name", {"steps": 1})
-    assert a == teacher_path("some-hub-name", {"steps": 1})
-    assert a != teacher_path("some-hub-name", {"steps": 2}) and a != teacher_path(
-        "another-name", {"steps": 1}
-    )
-    assert a.parent.name == "artifacts"
-
-
-def test_saved_teacher_is_loaded_back_from_the_cache(tmp_path, monkeypatch):
-    from transformers import AutoModel
-
-    from bertbook.bert import SentimentClassifier, load_or_train_teacher, save_teacher
-
-    monkeypatch.setenv("BERTBOOK_CACHE", str(tmp_path / "cache"))
-    checkpoint = tmp_path / "tiny-bert"
-    _bert().save_pretrained(checkpoint)
-    _tokenizer(tmp_path).save_pretrained(checkpoint)
-    torch.manual_seed(1)
-    model = SentimentClassifier(AutoModel.from_pretrained(checkpoint)).eval()
-    path = save_teacher(model, str(checkpoint))
-    assert path.exists() and str(path).startswith(str(tmp_path / "cache"))
-    loaded, tok, was_cached = load_or_train_teacher(str(checkpoint))
-    assert was_cached and len(tok) == 15
-    for (name, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
-        assert torch.equal(a, b), name

@@ -1,13 +1,12 @@
-"""Chapter 5's distillation pieces (bertbook/distill.py, saved from the chapter) against PyTorch and transformers."""
+"""Chapter 5's distillation pieces (bertbook/distill.py, saved from the chapter) against PyTorch,
+on Chapter 4's encoder."""
 
 import pytest
 import torch
 import torch.nn.functional as F
-from transformers import BertConfig, BertModel
 
-from bertbook.bert import SentimentClassifier, predict_logits, train_classifier
+from bertbook.bert import BertEncoder, SentimentClassifier
 from bertbook.distill import (
-    best_time,
     cosine_alignment_loss,
     distillation_loss,
     kd_loss_fn,
@@ -15,16 +14,31 @@ from bertbook.distill import (
     soften,
     student_from,
 )
+from bertbook.training import predict, train_classifier
+
+
+def _library(s, t, T):
+    return F.kl_div(F.log_softmax(s / T, -1), F.softmax(t / T, -1), reduction="batchmean") * T**2
 
 
 @pytest.mark.parametrize("T", [1.0, 2.0, 7.5])
 def test_distillation_loss_is_kl_div_times_t_squared(T):
     s, t = torch.randn(9, 4), 3 * torch.randn(9, 4)
-    expected = (
-        F.kl_div(F.log_softmax(s / T, -1), F.softmax(t / T, -1), reduction="batchmean") * T**2
-    )
-    torch.testing.assert_close(distillation_loss(s, t, T), expected)
+    torch.testing.assert_close(distillation_loss(s, t, T), _library(s, t, T))
     assert distillation_loss(t, t, T).abs() < 1e-5
+
+
+def test_distillation_loss_stays_finite_when_a_teacher_probability_underflows():
+    teacher = torch.tensor([[0.0, 50.0, 120.0], [3.0, 1.0, -200.0]])
+    student = torch.tensor([[0.0, 1.0, 2.0], [0.5, 0.0, 1.0]])
+    assert (torch.softmax(teacher, -1) == 0).any()  # log(softmax) would be -inf there: NaN
+    for T in (1.0, 2.0):
+        loss = distillation_loss(student, teacher, T)
+        assert torch.isfinite(loss)
+        torch.testing.assert_close(loss, _library(student, teacher, T))
+    x = student.clone().requires_grad_()
+    distillation_loss(x, teacher, 1.0).backward()
+    assert torch.isfinite(x.grad).all()
 
 
 def test_t_squared_keeps_the_gradient_scale():
@@ -69,28 +83,18 @@ def test_kd_loss_fn_mixes_soft_and_hard_and_skips_unlabelled():
 
 def _classifier():
     torch.manual_seed(0)
-    encoder = BertModel(
-        BertConfig(
-            vocab_size=50,
-            hidden_size=16,
-            num_hidden_layers=6,
-            num_attention_heads=2,
-            intermediate_size=32,
-            max_position_embeddings=32,
-        ),
-        add_pooling_layer=False,
-    )
+    encoder = BertEncoder(50, d_model=16, n_layers=6, n_heads=2, d_ff=32, max_len=32)
     return SentimentClassifier(encoder).eval()
 
 
 def test_student_from_keeps_the_chosen_layers_and_leaves_the_teacher_alone():
     teacher = _classifier()
     student = student_from(teacher, keep=(0, 2, 4))
-    assert len(student.encoder.encoder.layer) == 3 and len(teacher.encoder.encoder.layer) == 6
+    assert len(student.encoder.layers) == 3 and len(teacher.encoder.layers) == 6
     for j, i in enumerate((0, 2, 4)):
         for (_, a), (_, b) in zip(
-            student.encoder.encoder.layer[j].named_parameters(),
-            teacher.encoder.encoder.layer[i].named_parameters(),
+            student.encoder.layers[j].named_parameters(),
+            teacher.encoder.layers[i].named_parameters(),
         ):
             assert torch.equal(a, b) and a.data_ptr() != b.data_ptr()  # copied, not shared
     assert n_parameters(student) < n_parameters(teacher)
@@ -98,34 +102,19 @@ def test_student_from_keeps_the_chosen_layers_and_leaves_the_teacher_alone():
     ids = torch.randint(0, 50, (2, 7))
     mask = torch.ones(2, 7, dtype=torch.long)
     with torch.no_grad():
-        teacher.encoder.encoder.layer = torch.nn.ModuleList(
-            [teacher.encoder.encoder.layer[i] for i in (0, 2, 4)]
-        )
-        torch.testing.assert_close(student(ids, mask), teacher(ids, mask))
+        expected = student(ids, mask)
+        teacher.encoder.layers = torch.nn.ModuleList([teacher.encoder.layers[i] for i in (0, 2, 4)])
+        torch.testing.assert_close(expected, teacher(ids, mask))
 
 
 def test_distilled_training_moves_the_student_towards_the_teacher():
-    teacher, encodings = (
-        _classifier(),
-        [[2] + torch.randint(5, 50, (n,)).tolist() + [3] for n in range(3, 23)],
-    )
-    teacher_logits = predict_logits(teacher, encodings) * 4
+    teacher = _classifier()
+    encodings = [[2] + torch.randint(5, 50, (n,)).tolist() + [3] for n in range(3, 23)]
+    teacher_logits = predict(teacher, encodings) * 4
     student = student_from(teacher, keep=(0,))
-    before = distillation_loss(predict_logits(student, encodings), teacher_logits, 2.0).item()
+    before = distillation_loss(predict(student, encodings), teacher_logits, 2.0).item()
     labels = torch.full((len(encodings),), -1)  # unlabelled: teacher only
-    train_classifier(
-        student,
-        encodings,
-        labels,
-        steps=30,
-        lr=3e-3,
-        batch_size=8,
-        loss_fn=kd_loss_fn(teacher_logits, labels),
-    )
-    after = distillation_loss(predict_logits(student, encodings), teacher_logits, 2.0).item()
+    loss_fn = kd_loss_fn(teacher_logits, labels)
+    train_classifier(student, encodings, labels, steps=30, lr=3e-3, batch_size=8, loss_fn=loss_fn)
+    after = distillation_loss(predict(student, encodings), teacher_logits, 2.0).item()
     assert after < 0.5 * before
-
-
-def test_best_time_returns_the_fastest_run():
-    calls = []
-    assert best_time(lambda: calls.append(1), repeats=4) >= 0 and len(calls) == 4

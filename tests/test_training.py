@@ -1,8 +1,217 @@
-"""The one timer: medians of repeats, interleaved side-by-side rounds."""
+"""bertbook.training: batching, the training loop, the cache key of trained models, bootstrap
+intervals and the one timer (medians of repeats, interleaved side-by-side rounds)."""
 
+import importlib.util
+import sys
+import textwrap
+
+import numpy as np
 import pytest
+import torch
+from transformers import BertConfig, BertModel, BertTokenizerFast
 
 from bertbook import training
+from bertbook.training import (
+    bootstrap_interval,
+    code_fingerprint,
+    length_batches,
+    pad,
+    predict,
+    teacher_path,
+    train_classifier,
+    warmup_linear,
+)
+
+# ------------------------------------------------------------------------------------ batching
+
+
+def test_length_batches_cover_every_index_once_with_little_padding():
+    encodings = [[1] * n for n in torch.randint(3, 60, (500,)).tolist()]
+    for generator in (None, torch.Generator().manual_seed(0)):
+        batches = length_batches(encodings, 32, generator)
+        assert sorted(i for b in batches for i in b) == list(range(500))
+    spread = max(
+        max(len(encodings[i]) for i in b) - min(len(encodings[i]) for i in b)
+        for b in length_batches(encodings, 32)
+    )
+    assert spread <= 10
+    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    assert length_batches(encodings, 32, g1) == length_batches(encodings, 32, g2)
+    assert length_batches(encodings, 32, g1) != length_batches(encodings, 32, g1)  # reshuffled
+
+
+def test_pad_gives_ids_and_mask():
+    ids, mask = pad([[2, 5, 6, 3], [9], [2, 7, 3]], [0, 2])
+    assert ids.tolist() == [[2, 5, 6, 3], [2, 7, 3, 0]]
+    assert mask.tolist() == [[1, 1, 1, 1], [1, 1, 1, 0]]
+
+
+# ------------------------------------------------------------------------ training and inference
+
+
+def test_warmup_linear_schedule():
+    f = warmup_linear(100)
+    assert f(0) == pytest.approx(0.1) and f(9) == pytest.approx(1.0)
+    assert f(55) == pytest.approx(0.5) and f(99) == pytest.approx(1 / 90)
+    assert warmup_linear(100, warmup=0.05)(4) == pytest.approx(1.0)
+
+
+class _Bag(torch.nn.Module):
+    """A tiny classifier: mean of token embeddings over the real tokens, then a linear layer."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb, self.out = torch.nn.Embedding(20, 8), torch.nn.Linear(8, 2)
+
+    def forward(self, ids, mask):
+        m = mask.unsqueeze(-1).float()
+        return self.out((self.emb(ids) * m).sum(1) / m.sum(1))  # (B, 2)
+
+
+def _task(n=200):
+    g = torch.Generator().manual_seed(0)
+    encodings = [
+        torch.randint(1, 20, (int(k),), generator=g).tolist()
+        for k in torch.randint(2, 9, (n,), generator=g)
+    ]
+    labels = [int(sum(e) / len(e) > 10) for e in encodings]
+    return encodings, labels
+
+
+def test_train_classifier_learns_and_is_reproducible():
+    encodings, labels = _task()
+    runs = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        model = _Bag()
+        losses = train_classifier(model, encodings, labels, steps=60, lr=0.05, batch_size=16)
+        runs.append((losses, predict(model, encodings)))
+    assert len(runs[0][0]) == 60 and np.mean(runs[0][0][-10:]) < np.mean(runs[0][0][:10])
+    assert runs[0][0] == runs[1][0] and torch.equal(runs[0][1], runs[1][1])
+    accuracy = (runs[0][1].argmax(-1) == torch.tensor(labels)).float().mean()
+    assert accuracy > 0.8
+
+
+def test_predict_keeps_the_input_order():
+    encodings, _ = _task(50)
+    model = _Bag().eval()
+    got = predict(model, encodings, batch_size=8)
+    expected = torch.cat([model(*pad(encodings, [i])) for i in range(50)]).detach()
+    torch.testing.assert_close(got, expected)
+
+
+# ------------------------------------------------------------------------------------- caching
+
+
+def _module(tmp_path, name, source):
+    path = tmp_path / f"{name}.py"
+    path.write_text(textwrap.dedent(source))
+    # Every version is the module "recipe_module" (as an edited file would be), from its own file.
+    spec = importlib.util.spec_from_file_location("recipe_module", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["recipe_module"] = module  # inspect finds a class's source through its module
+    spec.loader.exec_module(module)
+    return module
+
+
+RECIPE_CODE = '''
+    class Model:
+        """{doc}"""
+
+        def forward(self, x):
+            # {comment}
+            return x * {factor}
+
+
+    def recipe(steps=3):
+        """Train it."""
+        return steps
+    '''
+
+
+def test_code_fingerprint_ignores_docstrings_and_comments_but_not_code(tmp_path):
+    def fingerprint(name, doc="A model.", comment="why", factor=2):
+        m = _module(tmp_path, name, RECIPE_CODE.format(doc=doc, comment=comment, factor=factor))
+        return code_fingerprint(m.Model, m.recipe)
+
+    base = fingerprint("fp_a")
+    assert fingerprint("fp_b", doc="A model, reworded at length.", comment="another why") == base
+    assert fingerprint("fp_c", factor=3) != base
+
+
+def test_teacher_key_follows_recipe_weights_and_code_not_docstrings(tmp_path, monkeypatch):
+    a = teacher_path("some-hub-name", {"steps": 1})
+    assert a == teacher_path("some-hub-name", {"steps": 1}) and a.parent.name == "artifacts"
+    assert a != teacher_path("some-hub-name", {"steps": 2})  # the recipe
+    assert a != teacher_path("another-name", {"steps": 1})  # the weights (a hub name)
+    assert teacher_path("x", weights="abc") != teacher_path("x", weights="abd")  # (a sha256)
+
+    def key(name, **edits):
+        source = RECIPE_CODE.format(**{"doc": "A model.", "comment": "why", "factor": 2, **edits})
+        m = _module(tmp_path, name, source)
+        monkeypatch.setattr(training, "teacher_code", lambda: [m.Model, m.recipe])
+        return teacher_path("x", {"steps": 1}, weights="w")
+
+    base = key("key_v1")
+    assert key("key_v2", doc="A model, now with a longer docstring.", comment="reworded") == base
+    assert key("key_v3", factor=3) != base
+
+
+def test_teacher_code_covers_the_encoder_classifier_recipe_and_loop():
+    from bertbook import attention, bert
+
+    code = training.teacher_code()
+    for needed in (attention.MultiHeadAttention, bert.BertLayer, bert.BertEncoder,
+                   bert.SentimentClassifier, bert.fine_tune_sentiment, train_classifier):  # fmt: skip
+        assert needed in code
+    assert len(code_fingerprint(*code)) == 64
+
+
+def _tiny_checkpoint(tmp_path):
+    words = "the a cat dog sat on mat ran fast slow".split()
+    (tmp_path / "vocab.txt").write_text(
+        "\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words) + "\n"
+    )
+    checkpoint = tmp_path / "tiny-bert"
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=15, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                     intermediate_size=32, max_position_embeddings=32)  # fmt: skip
+    BertModel(cfg, add_pooling_layer=False).save_pretrained(checkpoint)
+    BertTokenizerFast(vocab=str(tmp_path / "vocab.txt")).save_pretrained(checkpoint)
+    return checkpoint
+
+
+def test_saved_teacher_is_loaded_back_from_the_cache(tmp_path, monkeypatch):
+    from bertbook.bert import BertEncoder, SentimentClassifier
+
+    monkeypatch.setenv("BERTBOOK_CACHE", str(tmp_path / "cache"))
+    checkpoint = _tiny_checkpoint(tmp_path)
+    torch.manual_seed(1)
+    model = SentimentClassifier(BertEncoder.from_hf(checkpoint)).eval()
+    path = training.save_teacher(model, str(checkpoint))
+    assert path.exists() and str(path).startswith(str(tmp_path / "cache"))
+    assert not list(path.parent.glob("*.tmp*"))  # written atomically
+    loaded, tok, was_cached = training.load_or_train_teacher(str(checkpoint))
+    assert was_cached and len(tok) == 15
+    for (name, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
+        assert torch.equal(a, b), name
+
+
+# ---------------------------------------------------------------------------------- statistics
+
+
+def test_bootstrap_interval_contains_the_mean_and_narrows_with_more_data():
+    rng = np.random.default_rng(0)
+    small, large = rng.random(200) < 0.8, rng.random(5000) < 0.8
+    m, lo, hi = bootstrap_interval(small)
+    assert lo < m < hi and 0.7 < m < 0.9
+    _, lo2, hi2 = bootstrap_interval(large)
+    assert hi2 - lo2 < (hi - lo) / 3
+    diff, dlo, dhi = bootstrap_interval(np.zeros(300))  # identical methods: no difference
+    assert diff == dlo == dhi == 0
+
+
+# -------------------------------------------------------------------------------------- timing
 
 
 def test_median_time_is_the_median_of_the_repeats(monkeypatch):
