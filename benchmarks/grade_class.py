@@ -91,7 +91,9 @@ def main() -> None:
     if len(names) == 3:
         extra = (seconds[names[1]] - seconds[names[0]]) / n
         print(f"sandbox cost: {extra:+.2f} s per notebook")
-        print(f"-j {args.jobs} vs serial (both sandboxed): {seconds[names[1]] / seconds[names[2]]:.2f}x")
+        print(
+            f"-j {args.jobs} vs serial (both sandboxed): {seconds[names[1]] / seconds[names[2]]:.2f}x"
+        )
 
 
 if __name__ == "__main__":
