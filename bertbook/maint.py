@@ -69,7 +69,9 @@ def setup_cell_source(url: str | None = None) -> str:
         "        sys.path.insert(0, str(checkout))\n"
         "    else:\n"
         f'        spec = "{install_spec(url)}"\n'
-        '        subprocess.run([sys.executable, "-m", "pip", "install", "-q", spec], check=True)'
+        '        subprocess.run([sys.executable, "-m", "pip", "install", "-q", spec], check=True)\n'
+        "        # Colab's libraries move on: say so when one is outside the course's ranges.\n"
+        '        subprocess.run([sys.executable, "-m", "bertbook.doctor", "--quiet"], check=False)'
     )
 
 
