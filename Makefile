@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: book test install clean
+.PHONY: book pdf test install clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,11 @@ install: $(BIN)/activate
 # Build the whole book into _build/html, executing every chapter (warnings are errors).
 book: install
 	$(BIN)/jupyter-book build . --all -W -n --keep-going
+
+# The built book as one PDF, _build/pdf/book.pdf (and _build/html/book.pdf, which the intro
+# page links to): every page printed by headless Chromium, offline. Run after `make book`.
+pdf: install
+	$(BIN)/python scripts/book_pdf.py
 
 # Run every test: package tests, grader tests, nbval over book/ and solutions/, and, when the
 # book has been built, the determinism and browser checks of the built book.

@@ -73,7 +73,7 @@ def test_pages_publishes_the_built_book_from_main():
     build = pages["jobs"]["build"]["steps"]
     upload = [s for s in build if s.get("uses", "").startswith("actions/upload-pages-artifact@")]
     assert upload and upload[0]["with"]["path"] == "_build/html"
-    assert any(s.get("run") == "make book" for s in build)
+    assert any("make book\nmake pdf" in s.get("run", "") for s in build)
     deploy = pages["jobs"]["deploy"]
     assert deploy["needs"] == "build"
     assert deploy["steps"][0]["uses"].startswith("actions/deploy-pages@")
