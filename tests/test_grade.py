@@ -212,3 +212,33 @@ def test_unusable_input_is_one_line_and_exit_2(tmp_path, content, message):
     assert done.returncode == 2
     assert done.stdout == ""
     assert len(done.stderr.strip().splitlines()) == 1 and message in done.stderr
+
+
+def test_the_grader_names_a_mistake_and_charges_it_once(tmp_path):
+    def first_axis(cells):
+        i = _code_index(cells, "def softmax(")
+        cells[i].source = "def softmax(x):\n    return torch.softmax(x, 0)\n"
+
+    report = grade_notebook(_variant(tmp_path, "axis", first_axis), **dict(FAST, cell_timeout=60))
+    q1, q2 = report.results[0], report.results[1]
+    assert q1.points < q1.max_points
+    assert any("this is what softmax over the first axis gives" in why for _, why in q1.failed)
+    assert q2.points == q2.max_points  # it calls the student's softmax: graded with the reference
+
+
+def test_a_forbidden_call_scores_zero_in_the_grader(tmp_path):
+    nb = nbformat.read(str(ROOT / "solutions" / "06_gpt2.ipynb"), as_version=4)
+    i = _code_index(nb.cells, "def causal_attention")
+    nb.cells[i].source = (
+        "import torch.nn.functional as F\n"
+        "def causal_attention(q, k, v):\n"
+        "    return F.scaled_dot_product_attention(q, k, v, is_causal=True)\n"
+    )
+    for cell in nb.cells:
+        cell.pop("id", None)
+    path = tmp_path / "06_gpt2.ipynb"
+    nbformat.write(nb, str(path))
+    report = grade_notebook(path, **dict(FAST, cell_timeout=60))
+    q1 = report.results[0]
+    assert q1.points == 0 and "scaled_dot_product_attention" in q1.note
+    assert report.points == report.max_points - q1.max_points
