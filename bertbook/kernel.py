@@ -127,6 +127,7 @@ class Kernel:
 
     def _start(self) -> None:
         env = dict(os.environ, MPLBACKEND="Agg", PYTHONHASHSEED="0", BERTBOOK_GRADING="1")
+        env["OMP_NUM_THREADS"] = "1"  # as in the sandbox: several kernels share the cores
         env.pop("BERTBOOK_GLUE_LOG", None)
         self.km = self._manager()
         self.km.start_kernel(
