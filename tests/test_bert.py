@@ -179,3 +179,34 @@ def test_mean_pool_ignores_padding():
     mask = torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]])
     pooled = mean_pool(hidden, mask)
     torch.testing.assert_close(pooled[1], hidden[1, :3].mean(0))
+
+
+def _png(draw) -> bytes:
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig = draw()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})
+    plt.close(fig)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    "draw",
+    [
+        lambda d: d.bert_input_embeddings(["[CLS]", "a", "[SEP]", "b", "[SEP]"], [0, 0, 0, 1, 1]),
+        lambda d: d.mlm_masking(
+            ["[CLS]", "a", "b", "c", "[SEP]"], {1, 2, 3}, {1: "[MASK]", 2: "x"}
+        ),
+        lambda d: d.classification_heads(),
+    ],
+)
+def test_chapter_4_diagrams_draw_the_same_pixels_every_time(draw):
+    from bertbook import diagrams
+
+    assert _png(lambda: draw(diagrams)) == _png(lambda: draw(diagrams))

@@ -118,3 +118,23 @@ def test_distilled_training_moves_the_student_towards_the_teacher():
     train_classifier(student, encodings, labels, steps=30, lr=3e-3, batch_size=8, loss_fn=loss_fn)
     after = distillation_loss(predict(student, encodings), teacher_logits, 2.0).item()
     assert after < 0.5 * before
+
+
+def test_the_distillation_diagram_draws_the_same_pixels_every_time():
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from bertbook import diagrams
+
+    def png():
+        fig = diagrams.distillation(T=2.0, alpha=0.5)
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", metadata={"Software": None})
+        plt.close(fig)
+        return buf.getvalue()
+
+    assert png() == png()
