@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: book pdf test install clean
+.PHONY: book pdf test test-latest test-oldest install clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ pdf: install
 # book has been built, the determinism and browser checks of the built book.
 test: install
 	$(BIN)/python -m pytest
+
+# The package against the newest / the lowest versions its dependency ranges allow (torch stays
+# at its pin), each in a fresh virtualenv under _build/: its tests, grading every solution.
+test-latest test-oldest: install
+	scripts/test_versions.sh $(@:test-%=%)
 
 clean:
 	rm -rf _build

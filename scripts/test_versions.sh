@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The course package against other versions than the pins:  scripts/test_versions.sh latest|oldest
+#   latest: the newest versions that the package's ranges ([project.dependencies]) allow, as a
+#           Colab that moved ahead of the pins would have them;
+#   oldest: the lowest versions those ranges allow (uv's --resolution lowest-direct), the
+#           oldest environment that `pip install bertbook` promises to work in.
+# torch stays at its pin in both (only the CUDA build of a newer torch can be had here). Each
+# makes a fresh virtualenv in _build/, prints the versions against the pins (bertbook.doctor),
+# then runs the package's tests, which grade every solution (full marks) and exercise (zero).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+kind=${1:?usage: scripts/test_versions.sh latest|oldest}
+venv=_build/venv-$kind
+py=$venv/bin/python
+start=$(date +%s)
+pin() { grep -i "^$1==" requirements.txt; }
+
+rm -rf "$venv"
+"${PYTHON:-python3}" -m venv "$venv"
+"$py" -m pip install -q --disable-pip-version-check "$(pin torch)"
+tools=("$(pin pytest)" "$(pin pytest-timeout)")
+case $kind in
+  latest)
+    "$py" -m pip install -q --disable-pip-version-check --upgrade --upgrade-strategy eager \
+      -e . "${tools[@]}"
+    ;;
+  oldest)
+    # Wheels only (the lowest releases may predate this Python and fail to build), except
+    # docopt, which has never published one.
+    .venv/bin/uv pip install -q --python "$py" --resolution lowest-direct \
+      --only-binary :all: --no-binary docopt -e . "${tools[@]}"
+    ;;
+  *) echo "unknown set: $kind (latest or oldest)" >&2; exit 2 ;;
+esac
+echo "[$kind] installed after $(( $(date +%s) - start )) s"
+
+# Which versions moved: every dependency with its range and its pin (not a failure by itself).
+"$py" -m bertbook.doctor || true
+
+# The package's own tests; those of the book build, the launch environments, the workflows
+# and the tools of the pinned environment (ruff, actionlint, uv, Chromium) stay with `make test`.
+"$py" -m pytest tests -o addopts="-p no:cacheprovider" -q \
+  --ignore=tests/test_book_html.py --ignore=tests/test_pdf.py \
+  --ignore=tests/test_determinism.py --ignore=tests/test_lint.py \
+  --ignore=tests/test_launch_envs.py --ignore=tests/test_workflows.py \
+  --ignore=tests/test_install.py --ignore=tests/test_maint.py \
+  --ignore=tests/test_repository_url.py
+echo "[$kind] passed after $(( $(date +%s) - start )) s"
