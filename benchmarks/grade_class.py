@@ -21,8 +21,9 @@ import nbformat
 
 from bertbook import grade, sandbox
 from bertbook.checks import questions_for
-from bertbook.kernel import Jail
+from bertbook.kernel import Jail, Kernel
 from bertbook.maint import ROOT
+from bertbook.training import side_by_side
 
 EXERCISES = ("00_intro", "02_transformer", "06_gpt2")
 
@@ -72,11 +73,36 @@ def time_run(folder: Path, jobs: int, jail: Jail | None) -> float:
     return elapsed
 
 
+def sandbox_cost(rounds: int) -> dict[str, float]:
+    """Median seconds to start a kernel, import torch and the course package, and stop it: in
+    the sandbox and without, interleaved round by round (the sandbox's cost per notebook)."""
+
+    def start(jail):
+        def once():
+            with tempfile.TemporaryDirectory() as tmp, Kernel(cwd=tmp, jail=jail) as box:
+                box.run_cell(0, "import torch, bertbook.checks", 120)
+
+        return once
+
+    uid = sandbox.FIRST_UID if os.geteuid() == 0 else None
+    return side_by_side(
+        {"no sandbox": start(None), "sandbox": start(Jail(uid=uid))}, repeats=rounds
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--students", type=int, default=6)
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--rounds", type=int, default=7, help="rounds of the start-up comparison")
     args = parser.parse_args()
+    if sandbox.unavailable_reason() is None:
+        cost = sandbox_cost(args.rounds)
+        print(
+            f"kernel start-up (median of {args.rounds} interleaved rounds): "
+            f"{cost['no sandbox']:.2f} s without the sandbox, {cost['sandbox']:.2f} s in it "
+            f"({cost['sandbox'] - cost['no sandbox']:+.2f} s per notebook)"
+        )
     with tempfile.TemporaryDirectory() as tmp:
         n = build_class(Path(tmp), args.students)
         print(f"{n} notebooks (exercises {', '.join(EXERCISES)}), {os.cpu_count()} cores")
