@@ -226,5 +226,7 @@ def data_parallel_worker(rank, world_size, init_file, cfg, x, y, out):
         dist.all_reduce(p.grad)  # sum over processes...
         p.grad /= world_size  # ...then the mean
     if rank == 0:
-        out.put([p.grad.clone() for p in model.parameters()])
+        # As NumPy arrays, which travel by value: a tensor would travel as a handle to this
+        # process's shared memory, and vanish if the process exits before it is read.
+        out.put([p.grad.numpy().copy() for p in model.parameters()])
     dist.destroy_process_group()
