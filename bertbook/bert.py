@@ -314,7 +314,7 @@ class SentimentClassifier(nn.Module):
         return self.head(self.drop(mean_pool(states[-1], mask)))  # (B, n_classes)
 
 
-TEACHER_RECIPE = {"steps": 180, "lr": 1.5e-4, "batch_size": 32, "max_length": 64, "seed": 0}
+TEACHER_RECIPE = {"steps": 100, "lr": 1.5e-4, "batch_size": 32, "max_length": 64, "seed": 0}
 
 
 def fine_tune_sentiment(checkpoint, recipe=TEACHER_RECIPE, device="cpu"):
