@@ -273,3 +273,149 @@ def distillation(T=2.0, alpha=0.5):
     arrow(ax, (13.5, 2.03 + o), (4.4, 1.38 + o), color="red", rad=-0.45)
     label(ax, 8.7, 0.25, "the gradient reaches the student only", fontsize=8, color="red")
     return fig
+
+
+# ---- Chapter 1 (sequence-to-sequence models and attention)
+
+
+def seq2seq_bottleneck(source, target):
+    """Chapter 1: an encoder-decoder without attention. The encoder reads ``source`` (words),
+    its final state is one fixed vector, and the decoder writes ``target`` from that vector."""
+    step, w = 1.12, 0.98
+    n_enc, n_dec = len(source), len(target) + 1
+    mid = 0.3 + n_enc * step + 0.35  # the fixed vector sits between encoder and decoder
+    left_dec = mid + 1.75
+    fig, ax = canvas(left_dec + n_dec * step + 0.2, 4.6, scale=0.62)
+    for i, word in enumerate(source):
+        x = 0.3 + i * step
+        box(ax, x, 0.35, w, 0.5, word, color="sky", fontsize=8)
+        box(ax, x, 1.55, w, 0.6, "GRU", color="blue", fontsize=8)
+        arrow(ax, (x + w / 2, 0.87), (x + w / 2, 1.53), color=MUTED, width=1.0)
+        if i:
+            arrow(ax, (x - step + w, 1.85), (x, 1.85), color=INK, width=1.0)
+    label(ax, 0.3 + n_enc * step / 2, 2.6, "encoder: reads the French words", fontsize=9)
+    box(ax, mid, 1.35, 1.3, 1.0, "one fixed\nvector", color="red", fontsize=9, bold=True)
+    arrow(ax, (mid - 0.35 - step + w + 0.1, 1.85), (mid, 1.85), color="red", width=1.8)
+    label(ax, mid + 0.65, 2.45, "all the decoder\never sees of\nthe source", fontsize=8,
+          color="red", va="bottom")  # fmt: skip
+    arrow(ax, (mid + 1.3, 1.85), (left_dec, 1.85), color="red", width=1.8)
+    inputs, outputs = ["<s>", *target], [*target, "</s>"]
+    for i in range(n_dec):
+        x = left_dec + i * step
+        box(ax, x, 1.55, w, 0.6, "GRU", color="green", fontsize=8)
+        box(ax, x, 0.35, w, 0.5, inputs[i], color="grey", fontsize=8)
+        box(ax, x, 2.85, w, 0.5, outputs[i], color="yellow", fontsize=8)
+        arrow(ax, (x + w / 2, 0.87), (x + w / 2, 1.53), color=MUTED, width=1.0)
+        arrow(ax, (x + w / 2, 2.17), (x + w / 2, 2.83), color=MUTED, width=1.0)
+        if i:
+            arrow(ax, (x - step + w, 1.85), (x, 1.85), color=INK, width=1.0)
+    label(ax, left_dec + n_dec * step / 2, 3.9, "decoder: writes English, one word a step",
+          fontsize=9)  # fmt: skip
+    label(ax, left_dec - 0.1, 0.6, "previous\nword", ha="right", fontsize=7, color=MUTED)
+    return fig
+
+
+def attention_average(source, weights=None, output=None):
+    """Chapter 1: one decoder step of additive attention over the encoder states of ``source``.
+    The decoder state scores every encoder state, a softmax turns the scores into weights, and the
+    context is the weighted average. ``weights`` (one per source word, from a trained model)
+    sets the bars and arrows; without them the weights are drawn as symbols. ``output``: the
+    word this step writes."""
+    n, step, w, left = len(source), 1.12, 0.98, 2.3
+    right = left + n * step
+    fig, ax = canvas(right + 3.4, 6.4, scale=0.62)
+    centres = [left + i * step + w / 2 for i in range(n)]
+    mid = left + n * step / 2
+    for i, word in enumerate(source):
+        x = left + i * step
+        box(ax, x, 0.25, w, 0.45, word, color="sky", fontsize=8)
+        box(ax, x, 1.05, w, 0.5, f"h{i + 1}", color="blue", fontsize=9)
+        box(ax, x, 2.2, w, 0.5, f"e{i + 1}", color="orange", fontsize=9)
+        arrow(ax, (centres[i], 0.72), (centres[i], 1.03), color=MUTED, width=0.9)
+        arrow(ax, (centres[i], 1.57), (centres[i], 2.18), color=MUTED, width=0.9)
+        arrow(ax, (centres[i], 2.72), (centres[i], 3.23), color=MUTED, width=0.9)
+        if weights is None:
+            box(ax, x, 3.25, w, 0.5, f"α{i + 1}", color="purple", fontsize=9)
+            top, share = 3.77, 1.0
+        else:
+            share = float(weights[i])
+            height = 0.04 + share
+            ax.add_patch(plt.Rectangle((x + 0.2, 3.25), w - 0.4, height, color=COLORS["purple"]))
+            label(ax, centres[i], 3.25 + height + 0.14, f"{share:.2f}", fontsize=7)
+            top = 3.25 + height + 0.3
+        arrow(ax, (centres[i], top), (mid, 5.3), color="purple", width=0.4 + 2.6 * share)
+    box(ax, 0.15, 2.85, 1.9, 0.7, "decoder state s\n(after step i − 1)", color="green",
+        fontsize=8)  # fmt: skip
+    ax.plot([2.05, right - 0.1], [2.95, 2.95], color=COLORS["green"], lw=1.2)
+    for c in centres:
+        arrow(ax, (c, 2.95), (c, 2.72), color="green", width=1.0)
+    label(ax, 0.15, 0.47, "source words", ha="left", fontsize=8)
+    label(ax, 0.15, 1.3, "encoder states", ha="left", fontsize=8)
+    notes = [(2.45, "scores: e = v · tanh(W s + U h)"), (3.5, "weights: α = softmax(e),\nthey sum to 1"),
+             (5.6, "the weighted average\nof the encoder states")]  # fmt: skip
+    for y, text in notes:
+        label(ax, right + 0.15, y, text, ha="left", fontsize=8, color=MUTED)
+    text = "context c = Σ α h" + (f"   →  writes “{output}”" if output else "")
+    box(ax, mid - 2.6, 5.3, 5.2, 0.6, text, color="purple", fontsize=9, bold=True)
+    return fig
+
+
+# ---- Chapter 3 (tokenizers)
+
+
+def bpe_merges(words, counts, merges, segmentations):
+    """Chapter 3: BPE on a tiny corpus. ``words`` and their ``counts``; ``merges``, the pairs
+    learned in order; ``segmentations[k]``: each word's symbols after the first k merges (k = 0:
+    characters). The symbol a merge creates is highlighted in the row of that merge."""
+    rows, char_w, gap, left = len(segmentations), 0.34, 0.55, 2.6
+    widths = [len(w) * (char_w + 0.06) + 0.2 for w in words]
+    fig, ax = canvas(left + sum(widths) + gap * len(words), 1.0 + 0.72 * rows, scale=0.7)
+    top = 0.72 * rows + 0.3
+    x = left
+    starts = []
+    for word, count, width in zip(words, counts, widths):
+        starts.append(x)
+        label(ax, x + width / 2, top + 0.35, f"{word} ×{count}", fontsize=9, weight="bold")
+        x += width + gap
+    for k, segmentation in enumerate(segmentations):
+        y = top - 0.72 * (k + 1) + 0.12
+        new = "".join(merges[k - 1]) if k else None
+        name = "characters" if k == 0 else f"{k}: {merges[k - 1][0]} + {merges[k - 1][1]}"
+        label(ax, left - 0.25, y + 0.25, name, ha="right", fontsize=9)
+        for start, symbols in zip(starts, segmentation):
+            x = start
+            for symbol in symbols:
+                w = len(symbol) * (char_w + 0.06) - 0.06
+                box(ax, x, y, w, 0.5, symbol, color="orange" if symbol == new else "sky",
+                    fontsize=9, bold=symbol == new)  # fmt: skip
+                x += w + 0.06
+    label(ax, left - 0.25, top + 0.35, "merge", ha="right", fontsize=9, color=MUTED)
+    return fig
+
+
+def wordpiece_search(word, steps):
+    """Chapter 3: WordPiece's greedy longest-match-first split of ``word``. ``steps``: one list
+    per piece found, of (candidate, in the vocabulary?) in the order tried, longest first."""
+    cols, col_w = len(steps), max(2.3, 0.3 * len(word) + 0.6)
+    height = max(len(s) for s in steps)
+    fig, ax = canvas(0.3 + cols * (col_w + 0.5), 2.4 + 0.6 * height, scale=0.7)
+    top = 1.6 + 0.6 * height
+    pieces = []
+    for j, tried in enumerate(steps):
+        x = 0.3 + j * (col_w + 0.5)
+        rest = tried[0][0].removeprefix("##")
+        label(ax, x + col_w / 2, top + 0.4, f"step {j + 1}: longest vocabulary\npiece at the start of “{rest}”",
+              fontsize=8)  # fmt: skip
+        for k, (candidate, found) in enumerate(tried):
+            y = top - 0.6 * (k + 1)
+            box(ax, x, y, col_w, 0.45, candidate + ("  ✓" if found else "  ✗"),
+                color="green" if found else "grey", fontsize=9, bold=found, dashed=not found)  # fmt: skip
+            if found:
+                pieces.append(candidate)
+                if j + 1 < cols:
+                    arrow(ax, (x + col_w, y + 0.22), (x + col_w + 0.5, top - 0.38), color=INK)
+    label(ax, 0.3, 0.95, "✗ not in the vocabulary (grey, dashed)    ✓ in the vocabulary: kept",
+          ha="left", fontsize=8, color=MUTED)  # fmt: skip
+    label(ax, 0.3, 0.4, f"{word}  →  " + "  ".join(pieces), ha="left", fontsize=10,
+          weight="bold")  # fmt: skip
+    return fig

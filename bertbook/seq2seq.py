@@ -97,8 +97,8 @@ class AdditiveAttention(nn.Module):
         return context, alpha
 
 
-class Seq2Seq(nn.Module):
-    """GRU encoder-decoder; attention=False gives the decoder only the final encoder states.
+class EncoderDecoder(nn.Module):
+    """The layers of a GRU encoder-decoder, and its encoder; attention=False leaves out attention.
 
     Defined in Chapter 1, section “The encoder-decoder”.
     """
@@ -125,6 +125,13 @@ class Seq2Seq(nn.Module):
         s0 = torch.tanh(self.bridge(torch.cat([h[0], h[1]], -1)))  # (B, 2H)
         keys = self.attn.U(out) if self.attention else None  # (B, S, A)
         return (out, keys, mask), s0
+
+
+class Seq2Seq(EncoderDecoder):
+    """GRU encoder-decoder; attention=False gives the decoder only the final encoder states.
+
+    Defined in Chapter 1, section “The encoder-decoder”.
+    """
 
     def step(self, y_prev, s, enc):
         """One decoder step: previous word (B,), state (B, 2H) -> logits (B, V), state, weights."""

@@ -31,6 +31,41 @@ def merge_pair(symbols, pair):
     return out
 
 
+def count_pairs(words, counts):
+    """Pair -> its count over all words (weighted), and pair -> the indices of the words with it.
+
+    Defined in Chapter 3, section “Byte-pair encoding”.
+    """
+    pair_counts, where = defaultdict(int), defaultdict(set)
+    for i, (w, n) in enumerate(zip(words, counts)):
+        for pair in zip(w, w[1:]):
+            pair_counts[pair] += n
+            where[pair].add(i)
+    return pair_counts, where
+
+
+def apply_merge(pair, words, counts, pair_counts, where):
+    """Merge pair in the words that contain it, updating both tables; returns the pairs whose
+    count changed.
+
+    Defined in Chapter 3, section “Byte-pair encoding”.
+    """
+    touched = set()
+    for i in where.pop(pair):
+        w, n = words[i], counts[i]
+        for old in zip(w, w[1:]):  # take the word's old pairs out
+            pair_counts[old] -= n
+            where[old].discard(i)
+            touched.add(old)
+        words[i] = w = merge_pair(w, pair)
+        for new in zip(w, w[1:]):  # and its new pairs in
+            pair_counts[new] += n
+            where[new].add(i)
+            touched.add(new)
+    del pair_counts[pair]
+    return touched - {pair}
+
+
 def train_bpe(text, n_merges):
     """Learn n_merges BPE merges from text; returns (alphabet, merges in the order learned).
 
@@ -44,11 +79,7 @@ def train_bpe(text, n_merges):
     alphabet = sorted({c for w in word_counts for c in w})
     ids = {c: i for i, c in enumerate(alphabet)}
     words, counts = [list(w) for w in word_counts], list(word_counts.values())
-    pair_counts, where = defaultdict(int), defaultdict(set)  # pair -> count, words with it
-    for i, (w, n) in enumerate(zip(words, counts)):
-        for pair in zip(w, w[1:]):
-            pair_counts[pair] += n
-            where[pair].add(i)
+    pair_counts, where = count_pairs(words, counts)
     heap = [(-n, ids[a], ids[b], a, b) for (a, b), n in pair_counts.items()]
     heapq.heapify(heap)
     merges = []
@@ -58,20 +89,7 @@ def train_bpe(text, n_merges):
             continue  # a stale entry: the count changed
         merges.append((a, b))
         ids[a + b] = len(ids)
-        touched = set()
-        for i in where.pop((a, b)):
-            w, n = words[i], counts[i]
-            for pair in zip(w, w[1:]):  # take the word's old pairs out
-                pair_counts[pair] -= n
-                where[pair].discard(i)
-                touched.add(pair)
-            words[i] = w = merge_pair(w, (a, b))
-            for pair in zip(w, w[1:]):  # and its new pairs in
-                pair_counts[pair] += n
-                where[pair].add(i)
-                touched.add(pair)
-        del pair_counts[(a, b)]
-        for pair in touched - {(a, b)}:
+        for pair in apply_merge((a, b), words, counts, pair_counts, where):
             if pair_counts[pair] > 0:
                 heapq.heappush(heap, (-pair_counts[pair], ids[pair[0]], ids[pair[1]], *pair))
     return alphabet, merges

@@ -29,3 +29,38 @@ def test_tint_mixes_towards_white():
     assert diagrams.tint("#000000", 1.0) == "#ffffff"
     assert diagrams.tint("#000000", 0.0) == "#000000"
     assert diagrams.tint("blue", 0.5) == "#80b8d8"
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})
+    matplotlib.pyplot.close(fig)
+    return buf.getvalue()
+
+
+def test_chapter_1_diagrams_draw_the_given_words():
+    src, tgt = ["quatre", "vingt", "dix", "sept"], ["ninety", "seven"]
+    fig = diagrams.seq2seq_bottleneck(src, tgt)
+    texts = {t.get_text() for t in fig.axes[0].texts}
+    assert set(src + tgt) <= texts and isinstance(fig, matplotlib.figure.Figure)
+    _png(fig)
+    symbolic = diagrams.attention_average(src)
+    assert {"α1", "α4"} <= {t.get_text() for t in symbolic.axes[0].texts}
+    _png(symbolic)
+    weighted = diagrams.attention_average(src, [0.1, 0.7, 0.15, 0.05], output="ninety")
+    assert "0.70" in {t.get_text() for t in weighted.axes[0].texts}
+    _png(weighted)
+
+
+def test_chapter_3_diagrams_draw_the_given_segmentations():
+    words, counts = ["low", "lowest"], [3, 1]
+    merges = [("l", "o"), ("lo", "w")]
+    segs = [[list("low"), list("lowest")], [["lo", "w"], ["lo", *"west"]],
+            [["low"], ["low", *"est"]]]  # fmt: skip
+    fig = diagrams.bpe_merges(words, counts, merges, segs)
+    assert "2: lo + w" in {t.get_text() for t in fig.axes[0].texts}
+    _png(fig)
+    steps = [[("tokens", False), ("token", True)], [("##s", True)]]
+    fig = diagrams.wordpiece_search("tokens", steps)
+    assert "tokens  →  token  ##s" in {t.get_text() for t in fig.axes[0].texts}
+    _png(fig)
