@@ -29,3 +29,19 @@ def test_tint_mixes_towards_white():
     assert diagrams.tint("#000000", 1.0) == "#ffffff"
     assert diagrams.tint("#000000", 0.0) == "#000000"
     assert diagrams.tint("blue", 0.5) == "#80b8d8"
+
+
+def test_chapter6_diagrams_draw_from_real_inputs():
+    import numpy as np
+    import torch
+
+    words = ["To", " be", ",", " or"]
+    fig = diagrams.causal_mask(words, torch.ones(4, 4, dtype=torch.bool).tril())
+    assert isinstance(fig, matplotlib.figure.Figure)
+    assert isinstance(diagrams.kv_cache(words, n_prompt=2), matplotlib.figure.Figure)
+    probs = np.sort(np.random.default_rng(0).dirichlet(np.ones(50)))[::-1]
+    fig = diagrams.sampling_filters(probs, [f"t{i}" for i in range(12)], k=5, p=0.9)
+    assert len(fig.axes) == 4  # three panels and the cumulative-probability axis
+    assert any(f"{np.searchsorted(np.cumsum(probs) - probs, 0.9)} tokens" in ax.get_title()
+               for ax in fig.axes)  # fmt: skip
+    matplotlib.pyplot.close("all")
