@@ -42,6 +42,6 @@ def test_chapter6_diagrams_draw_from_real_inputs():
     probs = np.sort(np.random.default_rng(0).dirichlet(np.ones(50)))[::-1]
     fig = diagrams.sampling_filters(probs, [f"t{i}" for i in range(12)], k=5, p=0.9)
     assert len(fig.axes) == 4  # three panels and the cumulative-probability axis
-    assert any(f"{np.searchsorted(np.cumsum(probs) - probs, 0.9)} tokens" in ax.get_title()
+    assert any(f"{np.searchsorted(np.cumsum(probs) - probs, 0.9)} tokens" in ax.get_title(loc="left")
                for ax in fig.axes)  # fmt: skip
     matplotlib.pyplot.close("all")
