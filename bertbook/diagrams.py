@@ -418,4 +418,118 @@ def wordpiece_search(word, steps):
           ha="left", fontsize=8, color=MUTED)  # fmt: skip
     label(ax, 0.3, 0.4, f"{word}  →  " + "  ".join(pieces), ha="left", fontsize=10,
           weight="bold")  # fmt: skip
+
+
+# ---------------------------------------------------------------------- Chapter 6 (GPT-2)
+
+
+def causal_mask(words, mask):
+    """Chapter 6: the causal mask as a T×T grid. ``words``: the T tokens, ``mask``: T×T booleans
+    (True where query position t may attend to key position s), e.g. a ``tril`` tensor."""
+    import numpy as np
+
+    mask = np.asarray(mask, dtype=bool)
+    n, cell, left = len(words), 0.6, 2.1
+    top = n * cell + 0.2
+    fig, ax = canvas(left + n * cell + 3.9, top + 1.55, scale=0.8)
+    names = [f"{i}: {w!r}" for i, w in enumerate(words)]
+    matrix(ax, left, top, mask.astype(float), cell=cell, vmin=0, vmax=1, fmt=None,
+           row_labels=names, col_labels=names, fontsize=8, mask=mask)  # fmt: skip
+    label(ax, left + n * cell / 2, top + 1.35, "key position s (what may be read)", fontsize=9)
+    label(ax, 0.25, top - n * cell / 2, "query position t", fontsize=9, rotation=90)
+    right = left + n * cell + 0.35
+    for k, (face, text) in enumerate([(plt.get_cmap("Blues")(0.8), "allowed: s ≤ t"),
+                                      (tint("grey", 0.3), "masked: s > t (the future)")]):  # fmt: skip
+        y = top - 0.6 - k * 0.55
+        ax.add_patch(plt.Rectangle((right, y), 0.35, 0.35, facecolor=face, edgecolor=PAPER))
+        label(ax, right + 0.5, y + 0.17, text, ha="left", fontsize=9)
+    label(ax, right, top - 2.1, f"row {n - 1} reads {int(mask[-1].sum())} positions,\n"
+          f"row 0 reads {int(mask[0].sum())}", ha="left", fontsize=9)  # fmt: skip
+    return fig
+
+
+def kv_cache(words, n_prompt):
+    """Chapter 6: generation with a key-value cache. Step 1 reads the ``n_prompt`` first tokens of
+    ``words``; each later step reads one new token and computes only its query, key and value,
+    while the keys and values of all earlier tokens come from the cache."""
+    n, cw, left = len(words), 1.25, 2.6
+    steps = n - n_prompt + 1
+    height = 1.25 + steps * 0.95 + 1.0
+    fig, ax = canvas(left + n * cw + 3.9, height, scale=0.72)
+    top = height - 0.45
+    for j, word in enumerate(words):
+        label(ax, left + j * cw + cw / 2, top, repr(word), fontsize=9, weight="bold")
+    for s in range(steps):
+        y = top - 0.95 - s * 0.95
+        seen, new = n_prompt + s, (range(n_prompt) if s == 0 else [n_prompt + s - 1])
+        label(ax, left - 0.15, y + 0.2, f"step {s + 1}", ha="right", fontsize=9)
+        for j in range(seen):
+            x, computed = left + j * cw + 0.05, j in new
+            for slot, name in enumerate("qkv"):
+                if name == "q" and not computed:
+                    continue  # a past query is never needed again
+                color = {"q": "orange", "k": "green", "v": "sky"}[name] if computed else "grey"
+                box(ax, x + slot * 0.38, y, 0.34, 0.4, name, color=color, fontsize=8,
+                    dashed=not computed)  # fmt: skip
+        n_new = len(new)
+        label(ax, left + n * cw + 0.2, y + 0.2,
+              f"computes {n_new} token{'s' if n_new > 1 else ''}, reads {seen - n_new} from cache"
+              if s else f"computes the prompt's {n_new} tokens", ha="left", fontsize=8)  # fmt: skip
+    y = 0.35
+    for k, (text, color, dashed) in enumerate([("query, computed this step", "orange", False),
+                                               ("key and value, computed", "green", False),
+                                               ("key and value, from the cache", "grey", True)]):  # fmt: skip
+        x = left + k * 3.4
+        box(ax, x, y, 0.34, 0.34, "", color=color, dashed=dashed)
+        label(ax, x + 0.45, y + 0.17, text, ha="left", fontsize=8)
+    return fig
+
+
+def sampling_filters(probs, words, temperature=1.5, k=10, p=0.9):
+    """Chapter 6: what temperature, top-k and top-p do to one next-token distribution.
+
+    ``probs``: the whole distribution sorted from most to least likely (sums to 1), ``words``:
+    the strings of the first tokens, as many as are drawn. Temperature T gives each token
+    probability proportional to ``probs ** (1 / T)`` (the same as dividing the logits by T)."""
+    import numpy as np
+
+    probs = np.asarray(probs, dtype=float)
+    n = len(words)
+    hot = probs ** (1 / temperature)
+    hot /= hot.sum()
+    cum = np.cumsum(probs)
+    nucleus = int(np.searchsorted(cum - probs, p, side="left"))  # mass before a token < p
+    x = np.arange(n)
+    fig, axes = plt.subplots(3, 1, figsize=(8, 7.2), sharex=True)
+    fig.patch.set_facecolor(PAPER)
+    top, mid, bottom = axes
+    top.bar(x - 0.2, probs[:n], 0.4, color=COLORS["blue"], label="T = 1 (the model)")
+    top.bar(x + 0.2, hot[:n], 0.4, color=COLORS["orange"], label=f"T = {temperature:g}")
+    top.set_title(f"temperature T = {temperature:g}: the likely tokens lose probability, "
+                  "the rest gain it", fontsize=10, loc="left")  # fmt: skip
+    top.legend(fontsize=8, frameon=False)
+    for ax, keep, title in [
+        (mid, k, f"top-k (k = {k}): keep the {k} most likely tokens"),
+        (bottom, nucleus, f"top-p (p = {p:g}): keep the most likely tokens until their "
+                          f"probabilities add up to p: {nucleus} tokens"),
+    ]:  # fmt: skip
+        colors = [COLORS["blue"] if i < keep else COLORS["grey"] for i in range(n)]
+        ax.bar(x, probs[:n], 0.7, color=colors)
+        ax.set_title(title, fontsize=10, loc="left")
+        if keep < n:
+            ax.axvline(keep - 0.5, color=COLORS["red"], ls="--", lw=1.3)
+        else:
+            ax.text(0.98, 0.25, f"the cut comes after token {keep}: further right", ha="right",
+                    transform=ax.transAxes, fontsize=8, color=COLORS["red"])  # fmt: skip
+    twin = bottom.twinx()
+    twin.step(x, cum[:n], where="mid", color=COLORS["green"], lw=1.5)
+    twin.axhline(p, color=COLORS["green"], ls=":", lw=1)
+    twin.set_ylim(0, 1.02)
+    twin.set_ylabel("cumulative probability", fontsize=8, color=COLORS["green"])
+    for ax in axes:
+        ax.set_ylabel("probability", fontsize=8)
+        ax.set_facecolor(PAPER)
+        ax.spines[["top", "right"]].set_visible(False)
+    bottom.set_xticks(x, [repr(w)[1:-1] for w in words], rotation=90, fontsize=8)
+    fig.tight_layout()
     return fig

@@ -16,17 +16,25 @@ from bertbook.attention import merge_heads, scaled_dot_product_attention, split_
 
 @dataclass
 class GPTConfig:
-    """Defined in Chapter 6, section “The architecture”."""
+    """GPT-2's sizes; the defaults are GPT-2 small's.
 
-    vocab_size: int = 50257
-    n_positions: int = 1024
+    Defined in Chapter 6, section “The architecture”.
+    """
+
+    vocab_size: int = 50257  # V
+    n_positions: int = 1024  # the longest context
     n_layer: int = 12
-    n_head: int = 12
-    n_embd: int = 768
+    n_head: int = 12  # nh
+    n_embd: int = 768  # C
 
 
 class CausalSelfAttention(nn.Module):
-    """Defined in Chapter 6, section “The architecture”."""
+    """Multi-head self-attention in which each position sees itself and earlier positions only.
+
+    ``cache`` is None or the (keys, values) of earlier positions, each (B, nh, T_past, hs).
+
+    Defined in Chapter 6, section “The architecture”.
+    """
 
     def __init__(self, cfg):
         super().__init__()
@@ -38,37 +46,41 @@ class CausalSelfAttention(nn.Module):
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(C, dim=2)  # 3 x (B, T, C)
         q, k, v = (split_heads(t, self.n_head) for t in (q, k, v))  # (B, nh, T, hs)
-        if cache is not None:
-            k, v = (
-                torch.cat([cache[0], k], 2),
-                torch.cat([cache[1], v], 2),
-            )  # (B, nh, T_past + T, hs)
+        if cache is not None:  # earlier positions' keys and values are not recomputed
+            k = torch.cat([cache[0], k], 2)  # (B, nh, T_past + T, hs)
+            v = torch.cat([cache[1], v], 2)
         T_all = k.shape[2]
         mask = torch.ones(T, T_all, dtype=torch.bool).tril(T_all - T)  # query t sees keys <= t
         y, _ = scaled_dot_product_attention(q, k, v, mask)  # (B, nh, T, hs)
-        return self.c_proj(merge_heads(y)), (k, v)  # (B, T, C)
+        return self.c_proj(merge_heads(y)), (k, v)  # (B, T, C), the cache for the next step
 
 
 class Block(nn.Module):
-    """Defined in Chapter 6, section “The architecture”."""
+    """One GPT-2 block: pre-norm causal self-attention, then a pre-norm MLP, each added back.
+
+    Defined in Chapter 6, section “The architecture”.
+    """
 
     def __init__(self, cfg):
         super().__init__()
         self.ln_1 = nn.LayerNorm(cfg.n_embd)
         self.attn = CausalSelfAttention(cfg)
         self.ln_2 = nn.LayerNorm(cfg.n_embd)
-        self.c_fc = nn.Linear(cfg.n_embd, 4 * cfg.n_embd)
+        self.c_fc = nn.Linear(cfg.n_embd, 4 * cfg.n_embd)  # the MLP: C -> 4C -> C
         self.c_proj = nn.Linear(4 * cfg.n_embd, cfg.n_embd)
 
     def forward(self, x, cache=None):
         a, cache = self.attn(self.ln_1(x), cache)
         x = x + a  # (B, T, C)
-        x = x + self.c_proj(F.gelu(self.c_fc(self.ln_2(x)), approximate="tanh"))
+        x = x + self.c_proj(F.gelu(self.c_fc(self.ln_2(x)), approximate="tanh"))  # (B, T, C)
         return x, cache
 
 
 class GPT(nn.Module):
-    """Defined in Chapter 6, section “The architecture”."""
+    """GPT-2: token and position embeddings, n_layer blocks, a final layer norm, tied output.
+
+    Defined in Chapter 6, section “The architecture”.
+    """
 
     def __init__(self, cfg):
         super().__init__()
@@ -89,8 +101,7 @@ class GPT(nn.Module):
         if isinstance(module, nn.Linear):
             nn.init.zeros_(module.bias)
 
-    def forward(self, idx, caches=None):
-        """idx (B, T) -> logits (B, T, vocab) and the new key-value caches, one per block."""
+    def forward(self, idx, caches=None):  # idx (B, T) -> logits (B, T, V), a cache per block
         B, T = idx.shape
         past = 0 if caches is None else caches[0][0].shape[2]
         pos = torch.arange(past, past + T)  # (T,)
@@ -99,29 +110,63 @@ class GPT(nn.Module):
         for i, block in enumerate(self.h):
             x, cache = block(x, None if caches is None else caches[i])
             new_caches.append(cache)
-        logits = self.ln_f(x) @ self.wte.weight.T  # (B, T, vocab): tied weights
+        logits = self.ln_f(x) @ self.wte.weight.T  # (B, T, V): tied weights
         return logits, new_caches
 
-    @classmethod
-    def from_hf(cls, hf_model):
-        """Our GPT with the weights of a transformers GPT2LMHeadModel (its Conv1D weights are transposed)."""
-        c = hf_model.config
-        model = cls(GPTConfig(c.vocab_size, c.n_positions, c.n_layer, c.n_head, c.n_embd))
-        sd = hf_model.state_dict()
-        ours = {}
-        for name, t in sd.items():
-            if (
-                not name.startswith("transformer.")
-                or name.endswith(".attn.bias")
-                or name.endswith("masked_bias")
-            ):
-                continue
-            key = name.removeprefix("transformer.").replace("mlp.", "")
-            if key.endswith(("c_attn.weight", "c_proj.weight", "c_fc.weight")):
-                t = t.T  # Conv1D stores (in, out)
-            ours[key] = t
-        model.load_state_dict(ours)
-        return model
+
+def _gpt_from_hf(cls, hf_model):
+    """Our GPT with the weights of a transformers GPT2LMHeadModel: ``GPT.from_hf(hf_model)``.
+
+    Defined in Chapter 6, section “The architecture”.
+    """
+    c = hf_model.config
+    model = cls(GPTConfig(c.vocab_size, c.n_positions, c.n_layer, c.n_head, c.n_embd))
+    ours = {}
+    for name, t in hf_model.state_dict().items():
+        if not name.startswith("transformer.") or name.endswith((".attn.bias", "masked_bias")):
+            continue  # lm_head is tied to wte; the other two are stored masks, not weights
+        key = name.removeprefix("transformer.").replace("mlp.", "")
+        if key.endswith(("c_attn.weight", "c_proj.weight", "c_fc.weight")):
+            t = t.T  # Conv1D stores (in, out)
+        ours[key] = t
+    model.load_state_dict(ours)
+    return model
+
+
+GPT.from_hf = classmethod(_gpt_from_hf)
+
+
+def top_k_filter(logits, k):
+    """Keep the k largest logits of each row; the others become -inf.
+
+    Defined in Chapter 6, section “Making it write”.
+    """
+    kth = logits.topk(k, dim=-1).values[..., -1:]  # (B, 1)
+    return logits.masked_fill(logits < kth, float("-inf"))
+
+
+def top_p_filter(logits, p):
+    """Keep the smallest set of top tokens whose probabilities add up to at least p (the nucleus).
+
+    Defined in Chapter 6, section “Making it write”.
+    """
+    sorted_logits, order = logits.sort(dim=-1, descending=True)
+    cum = torch.softmax(sorted_logits, -1).cumsum(-1)
+    remove_sorted = cum - torch.softmax(sorted_logits, -1) >= p  # mass before it already >= p
+    remove = remove_sorted.scatter(-1, order, remove_sorted)
+    return logits.masked_fill(remove, float("-inf"))
+
+
+def filter_logits(logits, top_k=None, top_p=None):
+    """Apply top-k, then top-p, to logits (B, V); either may be None (no filtering).
+
+    Defined in Chapter 6, section “Making it write”.
+    """
+    if top_k is not None:
+        logits = top_k_filter(logits, top_k)
+    if top_p is not None:
+        logits = top_p_filter(logits, top_p)
+    return logits
 
 
 @torch.no_grad()
@@ -138,7 +183,7 @@ def generate(
 ):
     """Append n_new tokens to idx (B, T): greedy, or sampled with temperature / top-k / top-p.
 
-    Defined in Chapter 6, section “The architecture”.
+    Defined in Chapter 6, section “Making it write”.
     """
     caches, step_input = None, idx
     for _ in range(n_new):
@@ -146,7 +191,7 @@ def generate(
             logits, caches = model(step_input, caches)
         else:
             logits, _ = model(idx)
-        logits = logits[:, -1, :]  # (B, vocab)
+        logits = logits[:, -1, :]  # (B, V)
         if greedy:
             next_id = logits.argmax(-1, keepdim=True)
         else:
@@ -155,36 +200,6 @@ def generate(
         idx = torch.cat([idx, next_id], 1)
         step_input = next_id
     return idx
-
-
-def top_k_filter(logits, k):
-    """Keep the k largest logits of each row; the others become -inf.
-
-    Defined in Chapter 6, section “The architecture”.
-    """
-    kth = logits.topk(k, dim=-1).values[..., -1:]  # (B, 1)
-    return logits.masked_fill(logits < kth, float("-inf"))
-
-
-def top_p_filter(logits, p):
-    """Keep the smallest set of top tokens whose probabilities add up to at least p (the nucleus).
-
-    Defined in Chapter 6, section “The architecture”.
-    """
-    sorted_logits, order = logits.sort(dim=-1, descending=True)
-    cum = torch.softmax(sorted_logits, -1).cumsum(-1)
-    remove_sorted = cum - torch.softmax(sorted_logits, -1) >= p  # mass before it already >= p
-    remove = remove_sorted.scatter(-1, order, remove_sorted)
-    return logits.masked_fill(remove, float("-inf"))
-
-
-def filter_logits(logits, top_k=None, top_p=None):
-    """Defined in Chapter 6, section “The architecture”."""
-    if top_k is not None:
-        logits = top_k_filter(logits, top_k)
-    if top_p is not None:
-        logits = top_p_filter(logits, top_p)
-    return logits
 
 
 @torch.no_grad()

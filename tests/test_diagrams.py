@@ -64,3 +64,19 @@ def test_chapter_3_diagrams_draw_the_given_segmentations():
     fig = diagrams.wordpiece_search("tokens", steps)
     assert "tokens  →  token  ##s" in {t.get_text() for t in fig.axes[0].texts}
     _png(fig)
+
+
+def test_chapter6_diagrams_draw_from_real_inputs():
+    import numpy as np
+    import torch
+
+    words = ["To", " be", ",", " or"]
+    fig = diagrams.causal_mask(words, torch.ones(4, 4, dtype=torch.bool).tril())
+    assert isinstance(fig, matplotlib.figure.Figure)
+    assert isinstance(diagrams.kv_cache(words, n_prompt=2), matplotlib.figure.Figure)
+    probs = np.sort(np.random.default_rng(0).dirichlet(np.ones(50)))[::-1]
+    fig = diagrams.sampling_filters(probs, [f"t{i}" for i in range(12)], k=5, p=0.9)
+    assert len(fig.axes) == 4  # three panels and the cumulative-probability axis
+    assert any(f"{np.searchsorted(np.cumsum(probs) - probs, 0.9)} tokens" in ax.get_title(loc="left")
+               for ax in fig.axes)  # fmt: skip
+    matplotlib.pyplot.close("all")
