@@ -418,6 +418,7 @@ def wordpiece_search(word, steps):
           ha="left", fontsize=8, color=MUTED)  # fmt: skip
     label(ax, 0.3, 0.4, f"{word}  →  " + "  ".join(pieces), ha="left", fontsize=10,
           weight="bold")  # fmt: skip
+    return fig
 
 
 # ---------------------------------------------------------------------- Chapter 6 (GPT-2)
