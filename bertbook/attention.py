@@ -29,25 +29,25 @@ def scaled_dot_product_attention(q, k, v, mask=None):
 
 
 def split_heads(x, n_heads):
-    """(B, T, d) -> (B, h, T, d/h)
+    """(B, T, C) -> (B, nh, T, hs) with hs = C / nh
 
     Defined in Chapter 2, section “Multi-head attention”.
     """
-    B, T, d = x.shape
-    return x.view(B, T, n_heads, d // n_heads).transpose(1, 2)
+    B, T, C = x.shape
+    return x.view(B, T, n_heads, C // n_heads).transpose(1, 2)
 
 
 def merge_heads(x):
-    """(B, h, T, d/h) -> (B, T, d)
+    """(B, nh, T, hs) -> (B, T, C)
 
     Defined in Chapter 2, section “Multi-head attention”.
     """
-    B, h, T, dh = x.shape
-    return x.transpose(1, 2).reshape(B, T, h * dh)
+    B, nh, T, hs = x.shape
+    return x.transpose(1, 2).reshape(B, T, nh * hs)
 
 
 class MultiHeadAttention(nn.Module):
-    """h heads of scaled dot-product attention; keeps the last weights (B, h, Tq, Tk) for plots.
+    """nh heads of scaled dot-product attention; keeps the last weights (B, nh, Tq, Tk) for plots.
 
     Defined in Chapter 2, section “Multi-head attention”.
     """
@@ -62,13 +62,13 @@ class MultiHeadAttention(nn.Module):
         self.weights = None
 
     def forward(self, x, memory, mask=None):
-        # x (B, Tq, d) asks; memory (B, Tk, d) answers (memory is x itself in self-attention)
-        q = split_heads(self.q_proj(x), self.n_heads)  # (B, h, Tq, d/h)
-        k = split_heads(self.k_proj(memory), self.n_heads)  # (B, h, Tk, d/h)
-        v = split_heads(self.v_proj(memory), self.n_heads)  # (B, h, Tk, d/h)
-        out, weights = scaled_dot_product_attention(q, k, v, mask)  # (B, h, Tq, d/h)
+        # x (B, Tq, C) asks; memory (B, Tk, C) answers (memory is x itself in self-attention)
+        q = split_heads(self.q_proj(x), self.n_heads)  # (B, nh, Tq, hs)
+        k = split_heads(self.k_proj(memory), self.n_heads)  # (B, nh, Tk, hs)
+        v = split_heads(self.v_proj(memory), self.n_heads)  # (B, nh, Tk, hs)
+        out, weights = scaled_dot_product_attention(q, k, v, mask)  # (B, nh, Tq, hs)
         self.weights = weights.detach()
-        return self.out_proj(merge_heads(out))  # (B, Tq, d)
+        return self.out_proj(merge_heads(out))  # (B, Tq, C)
 
 
 def copy_mha_from_torch(ours, theirs):
@@ -128,8 +128,8 @@ class EncoderLayer(nn.Module):
         self.norm2 = nn.LayerNorm(d_model)
 
     def forward(self, x, mask):
-        x = self.norm1(x + self.self_attn(x, x, mask))  # (B, S, d)
-        return self.norm2(x + self.linear2(F.relu(self.linear1(x))))
+        x = self.norm1(x + self.self_attn(x, x, mask))  # (B, S, C) residual, then norm
+        return self.norm2(x + self.linear2(F.relu(self.linear1(x))))  # position-wise FFN
 
 
 class DecoderLayer(nn.Module):
@@ -146,60 +146,53 @@ class DecoderLayer(nn.Module):
         self.norm3 = nn.LayerNorm(d_model)
 
     def forward(self, y, memory, self_mask, memory_mask):
-        y = self.norm1(y + self.self_attn(y, y, self_mask))  # (B, T, d)
-        y = self.norm2(y + self.cross_attn(y, memory, memory_mask))  # (B, T, d)
+        y = self.norm1(y + self.self_attn(y, y, self_mask))  # (B, T, C)
+        y = self.norm2(y + self.cross_attn(y, memory, memory_mask))  # (B, T, C)
         return self.norm3(y + self.linear2(F.relu(self.linear1(y))))
 
 
-class Transformer(nn.Module):
-    """Encoder-decoder Transformer (post-norm, as in Vaswani et al. and nn.Transformer).
+class EncoderDecoder(nn.Module):
+    """The Transformer's layers: embeddings with positions, encoder and decoder stacks, output.
 
     Defined in Chapter 2, section “The whole encoder-decoder”.
     """
 
-    def __init__(
-        self,
-        n_src,
-        n_tgt,
-        d_model=64,
-        n_heads=4,
-        d_ff=128,
-        n_enc=2,
-        n_dec=2,
-        max_len=64,
-        pad_id=0,
-        bos_id=1,
-        eos_id=2,
-    ):
+    def __init__(self, n_src, n_tgt, d_model=64, n_heads=4, d_ff=128, n_enc=2, n_dec=2,
+                 max_len=64, pad_id=0, bos_id=1, eos_id=2):  # fmt: skip
         super().__init__()
         self.d_model, self.pad_id, self.bos_id, self.eos_id = d_model, pad_id, bos_id, eos_id
-        self.src_emb = nn.Embedding(n_src, d_model)
-        self.tgt_emb = nn.Embedding(n_tgt, d_model)
+        self.src_emb, self.tgt_emb = nn.Embedding(n_src, d_model), nn.Embedding(n_tgt, d_model)
         for emb in (self.src_emb, self.tgt_emb):
             nn.init.normal_(emb.weight, std=d_model**-0.5)  # times sqrt(d) below: unit scale
         self.register_buffer("pe", positional_encoding(max_len, d_model), persistent=False)
         self.encoder = nn.ModuleList([EncoderLayer(d_model, n_heads, d_ff) for _ in range(n_enc)])
         self.decoder = nn.ModuleList([DecoderLayer(d_model, n_heads, d_ff) for _ in range(n_dec)])
-        self.enc_norm = nn.LayerNorm(d_model)
-        self.dec_norm = nn.LayerNorm(d_model)
+        self.enc_norm, self.dec_norm = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
         self.out = nn.Linear(d_model, n_tgt)
 
     def embed(self, table, ids):
-        return table(ids) * math.sqrt(self.d_model) + self.pe[: ids.shape[1]]  # (B, T, d)
+        return table(ids) * self.d_model**0.5 + self.pe[: ids.shape[1]]  # (B, T, C)
 
     def encode(self, src):
         mask = padding_mask(src, self.pad_id)  # (B, 1, 1, S)
         x = self.embed(self.src_emb, src)
         for layer in self.encoder:
             x = layer(x, mask)
-        return self.enc_norm(x), mask  # (B, S, d)
+        return self.enc_norm(x), mask  # (B, S, C)
 
     def decode(self, tgt_in, memory, memory_mask):
         self_mask = causal_mask(tgt_in.shape[1]) & padding_mask(tgt_in, self.pad_id)  # (B, 1, T, T)
         y = self.embed(self.tgt_emb, tgt_in)
         for layer in self.decoder:
             y = layer(y, memory, self_mask, memory_mask)
-        return self.dec_norm(y)  # (B, T, d)
+        return self.dec_norm(y)  # (B, T, C)
+
+
+class Transformer(EncoderDecoder):
+    """Encoder-decoder Transformer (post-norm, as in Vaswani et al. and nn.Transformer).
+
+    Defined in Chapter 2, section “The whole encoder-decoder”.
+    """
 
     def forward(self, src, tgt_in):
         """Teacher forcing: logits (B, T, V), like Chapter 1's Seq2Seq."""

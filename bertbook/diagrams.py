@@ -533,4 +533,174 @@ def sampling_filters(probs, words, temperature=1.5, k=10, p=0.9):
         ax.spines[["top", "right"]].set_visible(False)
     bottom.set_xticks(x, [repr(w)[1:-1] for w in words], rotation=90, fontsize=8)
     fig.tight_layout()
+
+
+# ------------------------------------------------------------------ Chapter 2 (Transformer)
+
+
+def attention_worked_example(words, x, q, k, v, scores, weights, out):
+    """Chapter 2: one attention step on a few tokens, every number computed by the chapter.
+
+    ``x`` (T, C): the tokens' vectors; ``q``, ``k``, ``v`` (T, hs): their learned projections;
+    ``scores`` (T, T): q k^T / sqrt(hs); ``weights`` (T, T): the row-wise softmax; ``out``
+    (T, hs): weights @ v. Rows are the tokens, in order."""
+    import numpy as np
+
+    x, q, k, v, scores, weights, out = (np.asarray(a, dtype=float)
+                                        for a in (x, q, k, v, scores, weights, out))  # fmt: skip
+    T, C = x.shape
+    hs, cell = q.shape[1], 0.55
+    fig, ax = canvas(18.4, 8.6, scale=0.62)
+    tops = {"q": 7.6, "k": 5.0, "v": 2.4}  # the three projections, stacked
+    top = tops["k"]  # x, scores, weights and output share k's rows
+    mid = top - T * cell / 2
+
+    def grid(gx, gy, values, title, cmap, lift=0.35, **kw):
+        label(ax, gx + values.shape[1] * cell / 2, gy + lift, title, fontsize=9, weight="bold")
+        return matrix(ax, gx, gy, values, cell=cell, cmap=cmap, fontsize=7, **kw)
+
+    grid(1.2, top, x, f"x: {T} tokens, C = {C}", "Greys", row_labels=words)
+    qx = 5.4
+    for (name, values), cmap in zip(
+        [("q", q), ("k", k), ("v", v)], ["Oranges", "Greens", "Purples"]
+    ):
+        gy = tops[name]
+        grid(qx, gy, values, f"{name} = x W_{name.upper()}", cmap, row_labels=words)
+        arrow(ax, (1.2 + C * cell + 0.05, mid), (qx - 0.8, gy - T * cell / 2), color=MUTED)
+    sx = qx + 2.9
+    grid(sx, top, scores, "scores = q kᵀ / √hs", "Greys", lift=1.15, row_labels=words,
+         col_labels=words)  # fmt: skip
+    arrow(ax, (qx + hs * cell + 0.05, tops["q"] - T * cell / 2), (sx - 0.8, mid + 0.3),
+          color=COLORS["orange"])  # fmt: skip
+    arrow(ax, (qx + hs * cell + 0.05, mid), (sx - 0.8, mid), color=COLORS["green"])
+    wx = sx + T * cell + 1.45
+    grid(wx, top, weights, "weights", "Blues", lift=1.15, vmin=0, vmax=1, col_labels=words)
+    arrow(ax, (sx + T * cell + 0.05, mid), (wx - 0.05, mid), "softmax\nof each row", fontsize=8)
+    label(ax, wx + T * cell / 2, top - T * cell - 0.35, "each row sums to 1", fontsize=8,
+          color=MUTED)  # fmt: skip
+    ox = wx + T * cell + 1.2
+    grid(ox, top, out, "output =\nweights v", "Purples", lift=0.55)
+    arrow(ax, (wx + T * cell + 0.05, mid), (ox - 0.05, mid), color=COLORS["blue"])
+    arrow(ax, (qx + hs * cell + 0.05, tops["v"] - T * cell / 2), (ox + hs * cell / 2, top - T * cell - 0.05),
+          color=COLORS["purple"], rad=0.12)  # fmt: skip
+    label(ax, ox + hs * cell + 0.25, mid, "row i: the average\nof v's rows, weighted\nby row i "
+          "of weights", fontsize=8, color=MUTED, ha="left")  # fmt: skip
+    return fig
+
+
+def multi_head_split_merge(T, C, nh):
+    """Chapter 2: multi-head attention's reshapes for a sequence of length ``T``, width ``C`` and
+    ``nh`` heads of size hs = C / nh: split the projected (B, T, C) into (B, nh, T, hs), attend in
+    each head, concatenate back to (B, T, C) and mix the heads with the output projection."""
+    hs = C // nh
+    palette = ["orange", "sky", "green", "purple", "yellow", "blue", "red", "grey"]
+    colors = [palette[h % len(palette)] for h in range(nh)]
+    row, band, gap = 0.22, 0.45, 0.32
+    stack = nh * T * row + (nh - 1) * gap
+    height = stack + 1.6
+    fig, ax = canvas(18.1, height, scale=0.66)
+    top = height - 0.9
+    mid = top - stack / 2
+
+    def wide(gx, title, fill=None):
+        gy = mid + T * row / 2  # a (T, C) block: nh bands of hs columns side by side
+        for h in range(nh):
+            box(ax, gx + h * band, gy - T * row, band, T * row, "", color=fill or colors[h])
+        label(ax, gx + nh * band / 2, gy + 0.3, title, fontsize=9)
+
+    wide(0.3, "q, k or v\n(B, T, C)")
+    label(ax, 0.3 + nh * band / 2, mid - T * row / 2 - 0.3, f"C = {C} = {nh} × {hs}", fontsize=8)
+    for h in range(nh):
+        gy = top - h * (T * row + gap)
+        cy = gy - T * row / 2
+        box(ax, 4.6, gy - T * row, band, T * row, "", color=colors[h])
+        label(ax, 4.6 + band + 0.12, cy, f"head {h + 1}\n(T, hs)", ha="left", fontsize=8)
+        arrow(ax, (0.3 + (h + 0.5) * band, mid), (4.55, cy), color=COLORS[colors[h]], width=1.0)
+        box(ax, 6.6, cy - 0.28, 2.3, 0.56, "attention", color=colors[h], fontsize=9)
+        arrow(ax, (5.9, cy), (6.55, cy))
+        box(ax, 9.4, gy - T * row, band, T * row, "", color=colors[h])
+        arrow(ax, (8.95, cy), (9.35, cy))
+        arrow(ax, (9.4 + band, cy), (11.35, mid), color=COLORS[colors[h]], width=1.0)
+    label(ax, 2.55, top + 0.45, "split_heads:\nview, transpose(1, 2)", fontsize=8)
+    label(ax, 7.75, top + 0.45, f"(B, nh, T, hs) = (B, {nh}, T, {hs})", fontsize=8)
+    label(ax, 10.45, top + 0.45, "merge_heads:\ntranspose, reshape", fontsize=8)
+    wide(11.4, "concatenated\n(B, T, C)")
+    box(ax, 13.8, mid - 0.4, 1.6, 0.8, "out_proj\nC → C", color="blue", fontsize=9)
+    arrow(ax, (11.4 + nh * band, mid), (13.75, mid))
+    wide(15.9, "output\n(B, T, C)", fill="blue")
+    arrow(ax, (15.45, mid), (15.85, mid))
+    label(ax, 14.6, mid - 0.75, "mixes the heads", fontsize=8, color=MUTED)
+    return fig
+
+
+def _sublayer_stack(ax, x, y, w, blocks):
+    """Post-norm sublayers from the bottom up at (x, y): each block, then "add & LayerNorm" with
+    a residual path around the block. ``blocks``: (text, colour, side input or None). Returns
+    the y of the stack's top and the centre of every block (for side inputs)."""
+    h, norm_h, step = 0.75, 0.45, 0.35
+    centres = []
+    for text, color in blocks:
+        arrow(ax, (x + w / 2, y), (x + w / 2, y + step))
+        start = y + 0.12  # where the residual leaves the main path
+        y += step
+        box(ax, x, y, w, h, text, color=color, fontsize=9)
+        centres.append((x, y + h / 2))
+        arrow(ax, (x + w / 2, y + h), (x + w / 2, y + h + step))
+        y += h + step
+        box(ax, x, y, w, norm_h, "add & LayerNorm", color="yellow", fontsize=9)
+        side = x + w + 0.35  # the residual: around the block's right side into the add
+        ax.plot([x + w / 2, side, side], [start, start, y + norm_h / 2], color=INK, lw=1.2)
+        arrow(ax, (side, y + norm_h / 2), (x + w + 0.02, y + norm_h / 2))
+        y += norm_h
+    return y, centres
+
+
+def transformer_layers(d_ff=128, n_enc=2, n_dec=2):
+    """Chapter 2: one encoder layer and one decoder layer, post-norm as in Vaswani et al.: every
+    block is followed by the sum with its input (the residual) and a LayerNorm."""
+    fig, ax = canvas(14.6, 9.2, scale=0.62)
+    w = 3.6
+    ex, dx = 1.0, 8.6
+    ff = f"feed-forward, each position\nC → {d_ff} → C, ReLU"
+    top, _ = _sublayer_stack(ax, ex, 1.0, w, [("self-attention\n(padding mask)", "sky"),
+                                            (ff, "orange")])  # fmt: skip
+    dtop, centres = _sublayer_stack(ax, dx, 1.0, w, [
+        ("masked self-attention\n(causal & padding mask)", "sky"),
+        ("cross-attention: q from here,\nk and v from the encoder", "green"),
+        (ff, "orange")])  # fmt: skip
+    box(ax, ex, 0.2, w, 0.55, "source embeddings + positions", color="grey", fontsize=9)
+    box(ax, dx, 0.2, w, 0.55, "target embeddings + positions", color="grey", fontsize=9)
+    arrow(ax, (ex + w / 2, 0.75), (ex + w / 2, 1.0))
+    arrow(ax, (dx + w / 2, 0.75), (dx + w / 2, 1.0))
+    arrow(ax, (ex + w / 2, top), (ex + w / 2, top + 0.45))
+    label(ax, ex + w / 2, top + 0.7, "encoder output (memory), (B, S, C)", fontsize=9)
+    arrow(ax, (dx + w / 2, dtop), (dx + w / 2, dtop + 0.45))
+    label(ax, dx + w / 2, dtop + 0.7, "to the next layer, then the output layer", fontsize=9)
+    cy, turn = centres[1][1], ex + w + 1.4  # the encoder's output feeds every cross-attention
+    ax.plot([ex + w + 0.1, turn, turn], [top + 0.7, top + 0.7, cy], color=COLORS["green"], lw=1.4)
+    arrow(ax, (turn, cy), (dx - 0.02, cy), color=COLORS["green"])
+    label(ax, ex + w / 2, top + 1.5, f"encoder layer (× {n_enc})", fontsize=11, weight="bold")
+    label(ax, dx + w / 2, dtop + 1.05, f"decoder layer (× {n_dec})", fontsize=11, weight="bold")
+    label(ax, 0.3, top + 2.7, "post-norm (this chapter):  x = LayerNorm(x + block(x))\n"
+          "pre-norm (GPT-2, Chapter 6):  x = x + block(LayerNorm(x))", fontsize=9, color=MUTED,
+          ha="left")  # fmt: skip
+    return fig
+
+
+def attention_masks(panels):
+    """Chapter 2: attention masks as matrices, queries down, keys across; a coloured cell is
+    allowed (True), a grey one blocked. ``panels``: (title, query tokens, key tokens, mask)."""
+    cell, gap = 0.5, 1.6
+    widths = [len(keys) * cell for _, _, keys, _ in panels]
+    tallest = max(len(queries) for _, queries, _, _ in panels) * cell
+    fig, ax = canvas(sum(widths) + gap * len(panels) + 0.4, tallest + 2.9, scale=0.72)
+    x, top = 1.4, tallest + 1.3
+    for (title, queries, keys, mask), width in zip(panels, widths):
+        mask = [[bool(m) for m in row] for row in mask]
+        matrix(ax, x, top, [[1.0] * len(keys) for _ in queries], cell=cell, cmap="Blues",
+               vmin=0, vmax=2, fmt=None, row_labels=queries, col_labels=keys, mask=mask)  # fmt: skip
+        label(ax, x + width / 2, top + 1.25, title, fontsize=9, weight="bold")
+        x += width + gap
+    label(ax, 1.4, 0.35, "rows: queries; columns: keys.  blue: may attend (True)   grey: blocked "
+          "(False)", fontsize=9, ha="left", color=MUTED)  # fmt: skip
     return fig

@@ -80,3 +80,25 @@ def test_chapter6_diagrams_draw_from_real_inputs():
     assert any(f"{np.searchsorted(np.cumsum(probs) - probs, 0.9)} tokens" in ax.get_title(loc="left")
                for ax in fig.axes)  # fmt: skip
     matplotlib.pyplot.close("all")
+
+
+def test_chapter2_diagrams_draw_figures_and_leave_them_open():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    x, q, k, v = rng.normal(size=(3, 4)), *rng.normal(size=(3, 3, 2))
+    scores = q @ k.T / np.sqrt(2)
+    weights = np.exp(scores) / np.exp(scores).sum(1, keepdims=True)
+    mask = np.tril(np.ones((3, 3), dtype=bool))
+    figures = [
+        diagrams.attention_worked_example(
+            ["a", "b", "c"], x, q, k, v, scores, weights, weights @ v
+        ),
+        diagrams.multi_head_split_merge(5, 64, 4),
+        diagrams.transformer_layers(d_ff=128, n_enc=2, n_dec=2),
+        diagrams.attention_masks([("causal", ["a", "b", "c"], ["a", "b", "c"], mask)]),
+    ]
+    for fig in figures:
+        assert isinstance(fig, matplotlib.figure.Figure)
+        assert matplotlib.pyplot.fignum_exists(fig.number)  # the chapter shows it, then closes
+        matplotlib.pyplot.close(fig)
