@@ -533,6 +533,7 @@ def sampling_filters(probs, words, temperature=1.5, k=10, p=0.9):
         ax.spines[["top", "right"]].set_visible(False)
     bottom.set_xticks(x, [repr(w)[1:-1] for w in words], rotation=90, fontsize=8)
     fig.tight_layout()
+    return fig
 
 
 # ------------------------------------------------------------------ Chapter 2 (Transformer)
