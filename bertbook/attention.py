@@ -71,20 +71,27 @@ class MultiHeadAttention(nn.Module):
         return self.out_proj(merge_heads(out))  # (B, Tq, C)
 
 
-def copy_mha_from_torch(ours, theirs):
-    """Load an nn.MultiheadAttention's weights (one stacked in_proj) into a MultiHeadAttention.
+def _mha_from_torch(cls, theirs):
+    """Ours with the weights of an nn.MultiheadAttention (batch_first, one stacked in_proj).
 
     Defined in Chapter 2, section “Multi-head attention”.
     """
+    assert theirs.batch_first, "ours takes (B, T, C): build nn.MultiheadAttention(batch_first=True)"
+    ours = cls(theirs.embed_dim, theirs.num_heads)
     with torch.no_grad():
         for proj, w, b in zip(
             (ours.q_proj, ours.k_proj, ours.v_proj),
-            theirs.in_proj_weight.chunk(3),
+            theirs.in_proj_weight.chunk(3),  # (3C, C) -> three (C, C)
             theirs.in_proj_bias.chunk(3),
         ):
             proj.weight.copy_(w)
             proj.bias.copy_(b)
         ours.out_proj.load_state_dict(theirs.out_proj.state_dict())
+    return ours
+
+
+# Every model of the course loads weights the same way, as a class method: Model.from_...(theirs).
+MultiHeadAttention.from_torch = classmethod(_mha_from_torch)
 
 
 def positional_encoding(T, d):
@@ -214,19 +221,25 @@ class Transformer(EncoderDecoder):
         return ys[:, 1:], None
 
 
-def copy_transformer_from_torch(ours, theirs):
-    """Load an nn.Transformer (same sizes, batch_first) into our encoder, decoder and final norms.
+def _transformer_from_torch(cls, theirs, n_src, n_tgt, **kwargs):
+    """Ours with the layers and final norms of an nn.Transformer (batch_first). The embeddings and
+    the output layer, which nn.Transformer does not have, keep their fresh initialisation.
 
     Defined in Chapter 2, section “The whole encoder-decoder”.
     """
-    for mine, torch_layer in zip(
-        [*ours.encoder, *ours.decoder], [*theirs.encoder.layers, *theirs.decoder.layers]
-    ):
-        copy_mha_from_torch(mine.self_attn, torch_layer.self_attn)
+    enc, dec = theirs.encoder.layers, theirs.decoder.layers
+    sizes = dict(d_model=theirs.d_model, n_heads=theirs.nhead, d_ff=enc[0].linear1.out_features)
+    ours = cls(n_src, n_tgt, **sizes, n_enc=len(enc), n_dec=len(dec), **kwargs)
+    for mine, torch_layer in zip([*ours.encoder, *ours.decoder], [*enc, *dec]):
+        mine.self_attn = MultiHeadAttention.from_torch(torch_layer.self_attn)
         if hasattr(mine, "cross_attn"):
-            copy_mha_from_torch(mine.cross_attn, torch_layer.multihead_attn)
+            mine.cross_attn = MultiHeadAttention.from_torch(torch_layer.multihead_attn)
         for name in ("linear1", "linear2", "norm1", "norm2", "norm3"):
             if hasattr(mine, name):
                 getattr(mine, name).load_state_dict(getattr(torch_layer, name).state_dict())
     ours.enc_norm.load_state_dict(theirs.encoder.norm.state_dict())
     ours.dec_norm.load_state_dict(theirs.decoder.norm.state_dict())
+    return ours
+
+
+EncoderDecoder.from_torch = classmethod(_transformer_from_torch)  # Transformer.from_torch too

@@ -11,8 +11,6 @@ from bertbook.attention import (
     MultiHeadAttention,
     Transformer,
     causal_mask,
-    copy_mha_from_torch,
-    copy_transformer_from_torch,
     merge_heads,
     padding_mask,
     positional_encoding,
@@ -41,8 +39,7 @@ def test_sdpa_equals_torch_with_and_without_masks(dtype, tol, shape):
 def test_multi_head_attention_equals_nn_multihead_attention():
     torch.manual_seed(0)
     theirs = nn.MultiheadAttention(24, 6, batch_first=True)
-    ours = MultiHeadAttention(24, 6)
-    copy_mha_from_torch(ours, theirs)
+    ours = MultiHeadAttention.from_torch(theirs)
     x = torch.randn(3, 4, 24)
     pad = torch.tensor([[False] * 4, [False, False, True, True], [False, True, True, True]])
     ref, ref_w = theirs(x, x, x, key_padding_mask=pad, average_attn_weights=False)
@@ -79,7 +76,6 @@ def test_masks():
 
 def test_transformer_equals_nn_transformer_with_copied_weights():
     torch.manual_seed(0)
-    ours = Transformer(30, 30, d_model=32, n_heads=4, d_ff=64, n_enc=2, n_dec=3)
     theirs = nn.Transformer(
         d_model=32,
         nhead=4,
@@ -89,7 +85,8 @@ def test_transformer_equals_nn_transformer_with_copied_weights():
         dropout=0.0,
         batch_first=True,
     ).train()
-    copy_transformer_from_torch(ours, theirs)
+    ours = Transformer.from_torch(theirs, 30, 30)
+    assert (len(ours.encoder), len(ours.decoder), ours.d_model) == (2, 3, 32)
     src = torch.tensor([[5, 6, 7, 2], [8, 2, 0, 0]])
     tgt = torch.tensor([[1, 9, 10], [1, 11, 0]])
     memory, m = ours.encode(src)
