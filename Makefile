@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: book pdf test test-latest test-oldest install clean
+.PHONY: book pdf test test-latest test-oldest test-latest-chapters install clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -30,8 +30,14 @@ test: install
 
 # The package against the newest / the lowest versions its dependency ranges allow (torch stays
 # at its pin), each in a fresh virtualenv under _build/: its tests, grading every solution.
+# .ci/run runs both after `make test`.
 test-latest test-oldest: install
 	scripts/test_versions.sh $(@:test-%=%)
+
+# The newest set, then every chapter and solution executed on it (the weekly workflow
+# .github/workflows/newest.yml, which also floats torch to its newest CPU build).
+test-latest-chapters: install
+	scripts/test_versions.sh latest --chapters
 
 clean:
 	rm -rf _build

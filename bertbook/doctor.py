@@ -3,6 +3,7 @@
     python -m bertbook.doctor            # the full report, then one line per problem
     python -m bertbook.doctor --quiet    # only the problems (what Colab's setup cell runs)
     python -m bertbook.doctor --grading  # also require the grader's sandbox (instructors)
+    python -m bertbook.doctor --moved    # every installed package whose version is not its pin
 
 It prints Python, torch and the course package's dependencies with the ranges the package
 declares (``[project.dependencies]``) and the exact pins of ``requirements.txt`` where a checkout
@@ -10,6 +11,9 @@ has one, the cached data and weights, whether a GPU is present, and whether the 
 (bubblewrap) works. Only what stops the chapters is a problem: a Python or a dependency outside
 the package's ranges, a missing torch, a corrupt cached archive. A version that differs from the
 pins is normal on Colab and is shown, not reported. The exit status is 1 when there is a problem.
+``--moved`` lists every installed distribution, dependencies of dependencies included, whose
+version is not its pin (or that has no pin): what ``make test-latest`` / ``test-oldest`` print
+when they fail, so that the package that moved is named.
 """
 
 from __future__ import annotations
@@ -26,11 +30,13 @@ from pathlib import Path
 
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
+from packaging.version import InvalidVersion, Version
 
 from bertbook import assets
 
 CHECKOUT = Path(__file__).resolve().parent.parent
 SANDBOX_TRIAL = ["bwrap", "--ro-bind", "/", "/", "--unshare-net", "true"]
+INSTALLERS = {"pip", "setuptools", "wheel"}  # come with the virtualenv, never pinned
 
 
 @dataclass
@@ -109,6 +115,31 @@ def check_packages(report: Report) -> None:
             )
 
 
+def moved() -> list[str]:
+    """One line per installed distribution whose version differs from requirements.txt's pin,
+    or that requirements.txt does not pin; a local build tag (torch's +cpu) is not a move."""
+
+    def public(version: str) -> str:
+        try:
+            return Version(version).public
+        except InvalidVersion:
+            return version
+
+    pinned, lines, seen = pins(), [], set()
+    for dist in importlib.metadata.distributions():
+        name = dist.metadata["Name"] or ""
+        key = _key(name)
+        if not name or key in seen or key in INSTALLERS | {"bertbook"}:
+            continue
+        seen.add(key)
+        pin = pinned.get(key)
+        if pin is None:
+            lines.append(f"{name:24} {dist.version:14} not pinned")
+        elif public(dist.version) != public(pin):
+            lines.append(f"{name:24} {dist.version:14} pinned {pin}")
+    return sorted(lines, key=str.lower)
+
+
 def check_assets(report: Report) -> None:
     report.lines.append(f"{'assets':14} {str(assets.cache_dir())}")
     for asset in assets.ASSETS.values():
@@ -180,7 +211,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--grading", action="store_true", help="a missing grader's sandbox is a problem"
     )
+    parser.add_argument(
+        "--moved",
+        action="store_true",
+        help="list the installed packages that are not at their pins",
+    )
     args = parser.parse_args(argv)
+    if args.moved:
+        if not pins():
+            print("no requirements.txt here: no pins to compare with")
+            return 0
+        lines = moved()
+        print(
+            f"{len(lines)} installed package(s) differ from requirements.txt"
+            + (":" if lines else "")
+        )
+        for line in lines:
+            print(f"  {line}")
+        return 0
     report = diagnose(grading=args.grading, look_for_gpu=not args.quiet)
     if not args.quiet:
         print("\n".join(report.lines))

@@ -167,9 +167,12 @@ class Kernel:
         return True
 
     def define(self, code: str) -> None:
-        """Code run now and again in every restarted kernel (the grader's helpers)."""
+        """Code run now and again in every restarted kernel (the grader's helpers); an error
+        says so rather than leave every later call failing with a NameError."""
         self.preamble.append(code)
-        self._execute(code, timeout=60)
+        r = self._execute(code, timeout=60)
+        if r.status != "ok":
+            raise RuntimeError(f"the grader's helpers did not load in this kernel: {r.error}")
 
     # -- execution -------------------------------------------------------------------------------
     def _execute(self, code: str, timeout: float, expressions: dict | None = None) -> _Reply:
@@ -179,6 +182,9 @@ class Kernel:
             store_history=False,
             user_expressions=expressions or {},
             allow_stdin=False,
+            # ipykernel aborts the requests that reach it just after a cell raised (ipykernel 6
+            # did so for the grader's next request, the helpers); every cell is run regardless.
+            stop_on_error=False,
         )
         deadline = time.monotonic() + timeout
         reply: dict | None = None

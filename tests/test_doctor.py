@@ -1,6 +1,7 @@
 """python -m bertbook.doctor: versions outside the package's ranges are problems with a fix,
 versions that only differ from the pins are not, and --quiet prints only the problems."""
 
+import importlib.metadata
 import subprocess
 import sys
 
@@ -59,3 +60,21 @@ def test_the_command_reports_this_environment():
     problems = [x for x in done.stdout.splitlines() if x.startswith("problem: ")]
     assert f"{len(problems)} problem(s)" in done.stdout
     assert done.returncode == (1 if problems else 0)
+
+
+def test_moved_names_each_package_off_its_pin_and_nothing_else(monkeypatch, capsys):
+    # Pins equal to what is installed here (whichever set this is), torch with its pin's form.
+    here = {doctor._key(d.metadata["Name"]): d.version for d in importlib.metadata.distributions()}
+    here["torch"] = here["torch"].split("+")[0]  # torch's "+cpu" build tag is not a move
+    monkeypatch.setattr(doctor, "pins", lambda: here)
+    assert doctor.moved() == []
+    fake = dict(here, numpy="1.0.0")
+    del fake["tiktoken"]
+    monkeypatch.setattr(doctor, "pins", lambda: fake)
+    lines = doctor.moved()
+    assert [line.split()[0] for line in lines] == ["numpy", "tiktoken"]
+    assert lines[0].split()[1:] == [here["numpy"], "pinned", "1.0.0"]
+    assert lines[1].endswith("not pinned")
+    assert doctor.main(["--moved"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "2 installed package(s) differ from requirements.txt:"

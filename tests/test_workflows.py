@@ -29,7 +29,7 @@ def _load(name: str) -> dict:
 
 def test_actionlint_finds_nothing():
     files = sorted(WORKFLOWS.glob("*.yml"))
-    assert {f.name for f in files} >= {"ci.yml", "pages.yml"}
+    assert {f.name for f in files} >= {"ci.yml", "pages.yml", "newest.yml"}
     done = subprocess.run(
         [_actionlint(), "-no-color", *map(str, files)],
         cwd=ROOT,
@@ -77,3 +77,24 @@ def test_pages_publishes_the_built_book_from_main():
     deploy = pages["jobs"]["deploy"]
     assert deploy["needs"] == "build"
     assert deploy["steps"][0]["uses"].startswith("actions/deploy-pages@")
+
+
+def test_ci_script_runs_the_newest_and_the_oldest_sets_after_the_tests():
+    lines = (ROOT / ".ci" / "run").read_text().splitlines()
+    order = [
+        line
+        for line in lines
+        if line.startswith(("BERTBOOK_REQUIRE_BOOK=1 make test", "make test-"))
+    ]
+    assert order == ["BERTBOOK_REQUIRE_BOOK=1 make test", "make test-latest", "make test-oldest"]
+
+
+def test_every_chapter_runs_weekly_on_the_newest_versions_torch_included():
+    newest = _load("newest.yml")
+    assert newest[True]["schedule"][0]["cron"] and "workflow_dispatch" in newest[True]
+    job = newest["jobs"]["chapters"]
+    assert job["env"]["BERTBOOK_TORCH"] == "torch"
+    assert job["env"]["BERTBOOK_TORCH_INDEX"].endswith("/whl/cpu")
+    assert any(s.get("run") == "make test-latest-chapters" for s in job["steps"])
+    makefile = (ROOT / "Makefile").read_text()
+    assert "scripts/test_versions.sh latest --chapters" in makefile
