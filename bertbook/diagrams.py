@@ -424,7 +424,7 @@ def wordpiece_search(word, steps):
 # ---------------------------------------------------------------------- Chapter 6 (GPT-2)
 
 
-def causal_mask(words, mask):
+def causal_mask_grid(words, mask):
     """Chapter 6: the causal mask as a T×T grid. ``words``: the T tokens, ``mask``: T×T booleans
     (True where query position t may attend to key position s), e.g. a ``tril`` tensor."""
     import numpy as np

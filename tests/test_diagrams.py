@@ -71,7 +71,7 @@ def test_chapter6_diagrams_draw_from_real_inputs():
     import torch
 
     words = ["To", " be", ",", " or"]
-    fig = diagrams.causal_mask(words, torch.ones(4, 4, dtype=torch.bool).tril())
+    fig = diagrams.causal_mask_grid(words, torch.ones(4, 4, dtype=torch.bool).tril())
     assert isinstance(fig, matplotlib.figure.Figure)
     assert isinstance(diagrams.kv_cache(words, n_prompt=2), matplotlib.figure.Figure)
     probs = np.sort(np.random.default_rng(0).dirichlet(np.ones(50)))[::-1]
