@@ -138,7 +138,7 @@ class Kernel:
         self.kc.start_channels()
         self.kc.wait_for_ready(timeout=self.startup_timeout)
         for code in self.preamble:
-            self._execute(code, timeout=60)
+            self._load(code)
 
     def _stop(self) -> None:
         if self.kc is not None:
@@ -170,6 +170,9 @@ class Kernel:
         """Code run now and again in every restarted kernel (the grader's helpers); an error
         says so rather than leave every later call failing with a NameError."""
         self.preamble.append(code)
+        self._load(code)
+
+    def _load(self, code: str) -> None:
         r = self._execute(code, timeout=60)
         if r.status != "ok":
             raise RuntimeError(f"the grader's helpers did not load in this kernel: {r.error}")
