@@ -10,7 +10,9 @@ declares (``[project.dependencies]``) and the exact pins of ``requirements.txt``
 has one, the cached data and weights, whether a GPU is present, and whether the grader's sandbox
 (bubblewrap) works. Only what stops the chapters is a problem: a Python or a dependency outside
 the package's ranges, a missing torch, a corrupt cached archive. A version that differs from the
-pins is normal on Colab and is shown, not reported. The exit status is 1 when there is a problem.
+pins is normal on Colab and is shown, not reported; with ``--grading`` the grader's sandbox must
+start a kernel and answer a request as in a grading run. The exit status is 1 when there is a
+problem.
 ``--moved`` lists every installed distribution, dependencies of dependencies included, whose
 version is not its pin (or that has no pin): what ``make test-latest`` / ``test-oldest`` print
 when they fail, so that the package that moved is named.
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
+import os
 import platform
 import shutil
 import subprocess
@@ -183,16 +186,35 @@ def sandbox() -> str | None:
     return None
 
 
+def grading_sandbox() -> str | None:
+    """None when a kernel starts in the grader's jail and answers a request, as in a grading run
+    (as root: under a jail uid of its own), else the jail's message and the fix."""
+    from bertbook import sandbox as jail
+
+    try:
+        with jail.Uids(1 if os.geteuid() == 0 else 0) as uids:
+            return jail.probe(uid=uids[0] if uids else None)
+    except jail.Unavailable as err:
+        return str(err)
+
+
 def check_machine(report: Report, grading: bool, look_for_gpu: bool = True) -> None:
     if look_for_gpu:  # imports torch: seconds that --quiet (Colab's first cell) does not spend
         report.lines.append(f"{'GPU':14} {gpu()}")
     why = sandbox()
-    report.lines.append(f"{'sandbox':14} {'bubblewrap works' if why is None else why}")
+    if why is None and grading:  # `bwrap true` says nothing about whether a kernel starts there
+        why = grading_sandbox()
+        found = "a kernel starts in the jail" if why is None else why
+    else:
+        found = "bubblewrap works" if why is None else why
+    report.lines.append(f"{'sandbox':14} {found}")
     if why is not None and grading:
-        report.problems.append(
-            f"the grader's sandbox is unavailable ({why}): apt-get install bubblewrap; on "
-            "Ubuntu 24.04 also sysctl -w kernel.apparmor_restrict_unprivileged_userns=0"
-        )
+        if why == "bwrap not found" or why.startswith("bwrap "):
+            why += (
+                ": apt-get install bubblewrap; on Ubuntu 24.04 also sysctl -w "
+                "kernel.apparmor_restrict_unprivileged_userns=0"
+            )
+        report.problems.append(f"the grader's sandbox is unavailable: {why}")
 
 
 def diagnose(grading: bool = False, look_for_gpu: bool = True) -> Report:

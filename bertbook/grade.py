@@ -9,8 +9,13 @@ A run goes in this order, so that no student's code can touch what another is gr
    cell with a time limit each; then each question's function is called there on the cases'
    inputs, and the results are checked here. Several notebooks run at once (``-j``).
 Any failure while grading one notebook costs that notebook, with a status and a reason, never
-the run; results are written as each notebook finishes. Exit status: 0 whenever grading
-happened (zero points included); 2 with a one-line error for input that cannot be graded.
+the run; results are written as each notebook finishes. A failure that is the grader's and not
+the notebook's (its kernel does not start) is never a score: that notebook's status is
+``grader error: <why>`` and its score is empty. Before the first notebook, a kernel is started in
+the jail as grading starts them (``sandbox.probe``); when that fails nothing is graded.
+Exit status: 0 whenever every notebook was graded (zero points included); 2 with a one-line
+error for input that cannot be graded or a sandbox that cannot run a kernel (no output file is
+written); 3 when some notebooks got ``grader error`` (the last line says how many to re-run).
 """
 
 from __future__ import annotations
@@ -42,9 +47,10 @@ from .checks import (
     score,
 )
 from .integrity import Package
-from .kernel import CellRun, Jail, Kernel
+from .kernel import CellRun, Jail, Kernel, StartError
 
 MAX_NOTEBOOK_BYTES = 20_000_000
+GRADER_ERROR = "grader error"
 
 
 class Unusable(Exception):
@@ -75,7 +81,14 @@ class Report:
     memory_limit: str = ""
 
     @property
-    def points(self) -> float:
+    def grader_error(self) -> bool:
+        return self.status.startswith(GRADER_ERROR)
+
+    @property
+    def points(self) -> float | None:
+        """None (an empty cell in every output) when the grader, not the notebook, failed."""
+        if self.grader_error:
+            return None
         return round(sum(r.points for r in self.results), 2)
 
     @property
@@ -222,6 +235,7 @@ class Settings:
     notebook_timeout: float = 900  # all cells together; later cells are skipped past it
     seed: int = 0
     jail: Jail | None = None  # None: no sandbox
+    probe: bool = True  # start a kernel in the jail before the first notebook
 
 
 def _run_notebook(sub: Submission, prepared: list[Prepared], settings: Settings, uid) -> Report:
@@ -229,7 +243,7 @@ def _run_notebook(sub: Submission, prepared: list[Prepared], settings: Settings,
     report.sandbox = "bubblewrap" if settings.jail else "none"
     jail = None
     if settings.jail is not None:
-        jail = Jail(settings.jail.memory, uid)
+        jail = Jail(settings.jail.memory, uid, settings.jail.hide)
     with Kernel(cwd=str(sub.copy.parent), jail=jail) as box:
         deadline = time.monotonic() + settings.notebook_timeout
         for i, cell in enumerate(sub.nb.cells):
@@ -263,6 +277,16 @@ def grade_submission(
         )
     try:
         return _run_notebook(sub, prepared, settings, uid)
+    except StartError as err:  # a kernel that does not start is the grader's failure
+        return Report(
+            sub.path,
+            sub.exercise,
+            [],
+            student=sub.student,
+            status=f"{GRADER_ERROR}: {str(err)[:400]}",
+            seed=settings.seed,
+            sandbox="bubblewrap" if settings.jail else "none",
+        )
     except Exception as err:
         zero = [_not_defined(p.question, "not graded") for p in prepared]
         why = f"could not be graded ({type(err).__name__}: {str(err)[:200]})"
@@ -286,6 +310,18 @@ class Run:
         self.warnings: list[str] = []
 
     def execute(self) -> list[Report]:
+        """Every report; ``sandbox.Unavailable`` before any notebook runs when the jail cannot
+        run a kernel (or no jail uid is free)."""
+        jail = self.settings.jail
+        root = os.geteuid() == 0 and jail is not None
+        with sandbox.Uids(self.jobs if root else 0) as uids:
+            if jail is not None and self.settings.probe:
+                why = sandbox.probe(jail.memory, uids[0] if uids else None)
+                if why is not None:
+                    raise sandbox.Unavailable(why)
+            return self._execute(uids or [None] * self.jobs)
+
+    def _execute(self, uids: list) -> list[Report]:
         package = Package()
         for name in package.local_edits:
             self.warnings.append(
@@ -294,14 +330,16 @@ class Run:
             )
         with tempfile.TemporaryDirectory(prefix="bertbook-grade-") as private:
             os.chmod(private, 0o700)
+            if self.settings.jail is not None:  # hidden wherever they lie inside a folder bound in
+                folders = {str(root) for _, root in self.found if root is not None}
+                self.settings.jail.hide = (private, *sorted(folders))
             subs = snapshot(self.found, Path(private))
             prepared: dict[str, list[Prepared]] = {}
             for ex in sorted({s.exercise for s in subs if not s.problem}):
                 prepared[ex] = [prepare(q, self.settings.seed) for q in questions_for(ex).values()]
             slots: queue.Queue = queue.Queue()
-            for slot in range(self.jobs):
-                root = os.geteuid() == 0 and self.settings.jail is not None
-                slots.put(sandbox.FIRST_UID + slot if root else None)
+            for uid in uids:
+                slots.put(uid)
 
             def work(sub: Submission) -> Report:
                 uid = slots.get()
@@ -345,7 +383,7 @@ def grade_notebook(
     read_exercise(Path(path))
     if sandboxed is None:
         sandboxed = sandbox.unavailable_reason() is None
-    settings = Settings(cell_timeout, call_timeout, seed=_seed(seed))
+    settings = Settings(cell_timeout, call_timeout, seed=_seed(seed), probe=False)
     settings.jail = Jail(sandbox.parse_size(memory)) if sandboxed else None
     return Run([(Path(path), None)], settings).execute()[0]
 
@@ -377,7 +415,8 @@ def render(report: Report) -> str:
             for line in format_result(r).splitlines()[1:]:
                 if "FAIL" in line:
                     lines.append("      " + line.strip())
-    lines.append(f"Score: {report.points:g}/{report.max_points}")
+    score = "none (the grader failed: re-run it)" if report.points is None else f"{report.points:g}"
+    lines.append(f"Score: {score}/{report.max_points}")
     return "\n".join(lines)
 
 
@@ -460,10 +499,22 @@ def main(argv: list[str] | None = None) -> int:
         outputs.add(report)
 
     run = Run(found, settings, args.jobs, on_report)
-    reports = run.execute()
+    try:
+        reports = run.execute()
+    except sandbox.Unavailable as err:  # before any notebook: nothing graded, nothing written
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     for line in run.warnings:
         print(line, file=sys.stderr)
     outputs.write(reports)
+    again = [r.path for r in reports if r.grader_error]
+    if again:
+        print(
+            f"error: {len(again)} notebook(s) not graded because of the grader, not the "
+            f"notebook (status '{GRADER_ERROR}', empty score); re-run them: {' '.join(again)}",
+            file=sys.stderr,
+        )
+        return 3
     return 0
 
 

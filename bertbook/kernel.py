@@ -16,6 +16,7 @@ import queue
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -44,10 +45,45 @@ class _Reply:
 
 @dataclass
 class Jail:
-    """How to confine a kernel: an address-space limit, and the uid to run as (None: our own)."""
+    """How to confine a kernel: a memory limit, the uid to run as (None: our own), and the
+    folders to hide should they lie inside one the kernel reads (the grader's own)."""
 
     memory: int = 2 * 1024**3
     uid: int | None = None
+    hide: tuple[str, ...] = ()
+
+
+class StartError(RuntimeError):
+    """The kernel did not start: the jail's or the installation's fault, never the notebook's.
+    The message ends with what bwrap and the kernel wrote on their stderr."""
+
+
+class _Tail:
+    """Drains a pipe in a thread, keeping only its last bytes: the kernel's and bwrap's stderr,
+    read for the reason when a kernel does not start (a notebook cannot flood the grader)."""
+
+    def __init__(self, keep: int = 4000):
+        read, self.write = os.pipe()
+        self.keep = keep
+        self.data = b""
+        self._thread = threading.Thread(target=self._drain, args=(read,), daemon=True)
+        self._thread.start()
+
+    def _drain(self, fd: int) -> None:
+        with os.fdopen(fd, "rb", buffering=0) as f:
+            while chunk := f.read(65536):
+                self.data = (self.data + chunk)[-self.keep :]
+
+    def close_writer(self) -> None:
+        if self.write is not None:
+            os.close(self.write)
+            self.write = None
+
+    def text(self, wait: float = 1.0) -> str:
+        self._thread.join(wait)  # the writer is gone when the kernel is: read to its end
+        lines = self.data.decode("utf-8", "replace").strip().splitlines()
+        useful = [ln.strip() for ln in lines if ln.strip()]
+        return " / ".join(useful[-3:])[-600:]
 
 
 class _JailedKernelManager(KernelManager):
@@ -108,7 +144,8 @@ class Kernel:
         if self.jail is None:
             return KernelManager(kernel_name="python3")
         if self.sockdir is None:
-            self.sockdir = tempfile.mkdtemp(prefix="bertbook-k-")  # short: socket paths <108
+            # Its real path: jupyter resolves the connection file's folder, which the jail binds.
+            self.sockdir = os.path.realpath(tempfile.mkdtemp(prefix="bertbook-k-"))  # <108 bytes
             if self.jail.uid is not None:
                 os.chown(self.sockdir, self.jail.uid, self.jail.uid)
                 os.chown(self.cwd, self.jail.uid, self.jail.uid)
@@ -118,7 +155,12 @@ class Kernel:
         km.connection_file = f"{self.sockdir}/kernel-{self.restarts}.json"
         km.jail_uid = self.jail.uid
         km.jail_prefix = sandbox.bwrap_command(
-            self.cwd, self.sockdir, self.jail.memory, self.jail.uid, sandbox.environment()
+            self.cwd,
+            self.sockdir,
+            self.jail.memory,
+            self.jail.uid,
+            sandbox.environment(),
+            hide=self.jail.hide,
         )
         # A signal from outside does not reach a kernel in its own PID namespace (and can kill
         # it): interrupt it with a message on its control channel instead.
@@ -130,13 +172,26 @@ class Kernel:
         env["OMP_NUM_THREADS"] = "1"  # as in the sandbox: several kernels share the cores
         env.pop("BERTBOOK_GLUE_LOG", None)
         self.km = self._manager()
-        self.km.start_kernel(
-            cwd=self.cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        self.kc = self.km.client()
-        self.kc.allow_stdin = False
-        self.kc.start_channels()
-        self.kc.wait_for_ready(timeout=self.startup_timeout)
+        tail = _Tail()
+        try:
+            try:
+                self.km.start_kernel(
+                    cwd=self.cwd, env=env, stdout=subprocess.DEVNULL, stderr=tail.write
+                )
+            finally:
+                tail.close_writer()
+            self.kc = self.km.client()
+            self.kc.allow_stdin = False
+            self.kc.start_channels()
+            self.kc.wait_for_ready(timeout=self.startup_timeout)
+        except Exception as err:
+            alive = self.km is not None and self.km.has_kernel and self.km.is_alive()
+            self._stop()
+            why = tail.text(wait=0 if alive else 2) or f"{type(err).__name__}: {err}"
+            where = "in the jail" if self.jail is not None else ""
+            raise StartError(
+                f"the kernel did not start {where}: {why}".replace("  ", " ")
+            ) from None
         for code in self.preamble:
             self._load(code)
 

@@ -13,6 +13,7 @@ root the PID namespace is what ends every process).
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shutil
@@ -23,7 +24,9 @@ from pathlib import Path
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/etc")
 HOME = "/home/student"  # where the scratch folder appears inside
 CACHE = "/opt/bertbook-cache"  # where the asset cache appears inside
-FIRST_UID = 61000  # kernels run as FIRST_UID + slot when the grader is root
+FIRST_UID = 61000  # kernels run as uids from here when the grader is root
+UID_RANGE = 4000  # FIRST_UID .. FIRST_UID + UID_RANGE - 1, each held by one grader run at a time
+UID_LOCKS = ("/run/bertbook-jail-uids", "/var/lock/bertbook-jail-uids")
 MAX_PROCESSES = 512  # threads count too: torch and ipykernel start dozens
 
 
@@ -58,21 +61,134 @@ def unavailable_reason() -> str | None:
     return None
 
 
-def _readable_roots() -> list[str]:
-    """The Python installation and the course package: the folders a kernel must read."""
+def probe(memory: int = 2 * 1024**3, uid: int | None = None) -> str | None:
+    """None when a kernel starts in the jail, with this memory limit and uid, and answers a
+    request that imports what grading imports; else one line: the jail's own message (bwrap's
+    and the kernel's stderr) and the fix. What ``grade`` runs before its first notebook."""
+    why = unavailable_reason()
+    if why is not None:
+        return f"{why}; or grade with --no-sandbox"
+    from . import wire
+    from .kernel import Jail, Kernel, StartError
+
+    request = "__import__('bertbook').__name__ + ' ' + str(__import__('os').getuid())"
+    try:
+        with Kernel(jail=Jail(memory, uid), startup_timeout=120) as box:
+            box.define(wire.KERNEL_HELPERS)
+            status, text = box.evaluate(request, timeout=120)
+    except (StartError, RuntimeError, OSError) as err:
+        status, text = "error", str(err)
+    expected = f"bertbook {uid if uid is not None else os.geteuid()}"
+    if status == "ok" and text == expected:
+        return None
+    fix = "grade with --no-sandbox (only in a container or a throwaway account)"
+    if uid is not None:
+        fix = (
+            f"the kernel runs as uid {uid}: make the Python installation, the virtualenv and the "
+            f"course package readable by every user (chmod -R a+rX), or {fix}"
+        )
+    return f"the sandbox cannot run a kernel here ({text}); {fix}"
+
+
+class Uids:
+    """Jail uids held by this grader run alone: a lock file per uid, shared by every run on the
+    machine (two sections graded side by side never share a uid, so neither the process limit,
+    which counts per uid, nor anything else ties one run's notebooks to another's). Uids of
+    existing users, or owning a process, are skipped. Use as a context manager; root only."""
+
+    def __init__(self, count: int):
+        self.count = count
+        self.uids: list[int] = []
+        self._fds: list[int] = []
+
+    def __enter__(self) -> list[int]:
+        folder = _lock_folder()
+        busy = _uids_in_use()
+        for uid in range(FIRST_UID, FIRST_UID + UID_RANGE):
+            if len(self.uids) == self.count:
+                break
+            if uid in busy:
+                continue
+            fd = os.open(
+                os.path.join(folder, str(uid)), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600
+            )
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                continue
+            self.uids.append(uid)
+            self._fds.append(fd)
+        if len(self.uids) < self.count:
+            self.__exit__()
+            raise Unavailable(f"no free jail uid in {FIRST_UID}..{FIRST_UID + UID_RANGE - 1}")
+        return list(self.uids)
+
+    def __exit__(self, *exc) -> None:
+        for fd in self._fds:
+            os.close(fd)  # the lock goes with it (and with the process, however it ends)
+        self._fds, self.uids = [], []
+
+
+def _lock_folder() -> str:
+    """A folder only root can write, the same for every run on this machine."""
+    for folder in UID_LOCKS:
+        try:
+            os.makedirs(folder, mode=0o700, exist_ok=True)
+            st = os.lstat(folder)
+        except OSError:
+            continue
+        if st.st_uid == 0 and not st.st_mode & 0o022 and os.path.isdir(folder):
+            return folder
+    raise Unavailable(f"no folder for the jail uids' locks ({', '.join(UID_LOCKS)})")
+
+
+def _uids_in_use() -> set[int]:
+    import pwd
+
+    used = {u.pw_uid for u in pwd.getpwall()}
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                used.add(os.stat(f"/proc/{pid}").st_uid)
+            except OSError:
+                pass
+    return used
+
+
+def _under(path: str, folders) -> bool:
+    return any(path == f or path.startswith(f.rstrip("/") + "/") for f in folders)
+
+
+def _readable_roots() -> tuple[list[str], list[tuple[str, str]]]:
+    """The folders a kernel must read (the Python installation, the venv, the site-packages and
+    the course package, never the folders around them), by their real paths; and the symlinks
+    (target, link) that lead to them by the paths this process knows them by: a venv's python is
+    a symlink into the base interpreter, and a venv or a folder above it may be a symlink."""
     import bertbook
 
-    roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.realpath(sys.executable)}
-    roots.add(str(Path(bertbook.__file__).resolve().parent))  # not the repository around it
+    named = {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(sys.executable)}
+    named.add(os.path.dirname(os.path.abspath(bertbook.__file__)))  # not the repository around it
     for entry in sys.path:
         if entry and "site-packages" in entry and os.path.isdir(entry):
-            roots.add(entry)
-    out = []
-    for root in sorted(os.path.realpath(r) for r in roots):
-        if os.path.exists(root) and not root.startswith(SYSTEM_DIRS):
-            out.append(root)
-    # sys.prefix of a venv holds a symlink to the real interpreter: keep both, drop nested ones.
-    return [r for r in out if not any(r != o and r.startswith(o + os.sep) for o in out)]
+            named.add(entry)
+    named = {os.path.abspath(p) for p in named if os.path.exists(p)}
+    real = {os.path.realpath(p) for p in named}
+    real.add(os.path.dirname(os.path.realpath(sys.executable)))
+    roots = [r for r in sorted(real) if not _under(r, SYSTEM_DIRS)]
+    roots = [r for r in roots if not any(r != o and _under(r, [o]) for o in roots)]
+    links: list[tuple[str, str]] = []
+    for path in sorted(named):
+        here = "/"
+        for part in path.split("/")[1:]:
+            step = os.path.join(here, part)
+            if os.path.islink(step) and not _under(step, [*SYSTEM_DIRS, *roots]):
+                if (os.readlink(step), step) not in links:
+                    links.append((os.readlink(step), step))
+                here = os.path.realpath(step)
+            else:
+                here = step
+    return roots, links
 
 
 def environment(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -91,41 +207,63 @@ def environment(extra: dict[str, str] | None = None) -> dict[str, str]:
         "BERTBOOK_GRADING": "1",
         "BERTBOOK_CACHE": CACHE,
     }
-    package_parent = str(Path(bertbook.__file__).resolve().parent.parent)
-    if any(os.path.realpath(p) == package_parent for p in sys.path[1:] if p):
-        env["PYTHONPATH"] = package_parent  # the package comes from a PYTHONPATH entry
+    # The kernel imports the very package the grader runs (found there first), wherever this
+    # process found it: an install, a PYTHONPATH entry, or the current folder.
+    env["PYTHONPATH"] = os.path.dirname(os.path.dirname(os.path.abspath(bertbook.__file__)))
     env.update(extra or {})
     return env
 
 
 def bwrap_command(
-    scratch: str, sockdir: str, memory: int, uid: int | None, env: dict[str, str]
+    scratch: str,
+    sockdir: str,
+    memory: int,
+    uid: int | None,
+    env: dict[str, str],
+    hide: tuple[str, ...] = (),
 ) -> list[str]:
-    """The command prefix that runs a kernel command inside the jail."""
+    """The command prefix that runs a kernel command inside the jail.
+
+    bwrap mounts in the order of its arguments, so the empty filesystems (/tmp, /proc, /dev)
+    come first and every bind after them: a venv, a package or a socket folder under /tmp stays
+    visible wherever it lives. ``hide`` (the grader's private folder, the class folders) is
+    covered with an empty tmpfs wherever it lies inside a folder bound in."""
     from bertbook import assets
 
     cmd = ["bwrap", "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
     cmd += ["--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup"]
-    made: set[str] = set()
+    made: set[str] = {"/"}
 
-    def bind(option: str, source: str, dest: str) -> None:
+    def parents(dest: str) -> None:
         # bwrap makes missing parent folders 0700, which the kernel's uid could not cross.
         for parent in reversed(Path(dest).parents):
-            if str(parent) not in made and str(parent) != "/":
+            if str(parent) not in made:
                 made.add(str(parent))
-                if not str(parent).startswith(tuple(d + "/" for d in SYSTEM_DIRS)):
+                if not _under(str(parent), SYSTEM_DIRS):
                     cmd.extend(["--perms", "0755", "--dir", str(parent)])
+
+    def bind(option: str, source: str, dest: str) -> None:
+        parents(dest)
+        made.add(dest)
         cmd.extend([option, source, dest])
 
+    cmd += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp"]
+    made.update({"/proc", "/dev", "/tmp"})
     for d in SYSTEM_DIRS:
         if os.path.isdir(d):
             bind("--ro-bind", d, d)
-    for root in _readable_roots():
+    roots, links = _readable_roots()
+    for root in roots:
         bind("--ro-bind", root, root)
+    for target, link in links:
+        parents(link)
+        cmd.extend(["--symlink", target, link])
     cache = assets.cache_dir()
     if cache.is_dir():
-        bind("--ro-bind", str(cache), CACHE)
-    cmd += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+        bind("--ro-bind", str(cache.resolve()), CACHE)
+    for path in {os.path.realpath(h) for h in hide}:
+        if _under(path, roots) and os.path.isdir(path):
+            cmd.extend(["--tmpfs", path])
     bind("--bind", scratch, HOME)  # the limit step enters it
     bind("--bind", sockdir, sockdir)
     cmd += ["--clearenv"]
@@ -162,8 +300,25 @@ def _limit(argv: list[str]) -> None:
     os.execv(command[0], command)
 
 
+def _main() -> int:
+    """``python -m bertbook.sandbox [--memory 2G]``: start a kernel in the jail as grading
+    would (as root: under a jail uid of its own) and say whether it works."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m bertbook.sandbox", description=_main.__doc__)
+    parser.add_argument("--memory", default="2G", help="the memory limit to try (default 2G)")
+    memory = parse_size(parser.parse_args().memory)
+    try:
+        with Uids(1 if os.geteuid() == 0 else 0) as uids:
+            why = probe(memory, uids[0] if uids else None)
+    except Unavailable as err:
+        why = str(err)
+    print(why or "the sandbox works here: a kernel started in the jail and answered a request")
+    return 1 if why else 0
+
+
 if __name__ == "__main__":
     if sys.argv[1:2] == ["limit"]:
         _limit(sys.argv[2:])
     else:
-        print(unavailable_reason() or "the sandbox works here")
+        sys.exit(_main())
