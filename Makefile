@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: book pdf test test-latest test-oldest test-latest-chapters install clean
+.PHONY: book pdf test test-latest test-oldest test-latest-chapters test-grader-layout install clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ test-latest test-oldest: install
 # .github/workflows/newest.yml, which also floats torch to its newest CPU build).
 test-latest-chapters: install
 	scripts/test_versions.sh latest --chapters
+
+# The grader's tests again with the repository and its venv copied under /tmp, in a folder
+# whose name has a space and a non-ASCII letter (a second layout; .ci/run runs it).
+test-grader-layout: install
+	scripts/test_grader_layout.sh
 
 clean:
 	rm -rf _build
