@@ -246,6 +246,7 @@ def _run_notebook(sub: Submission, prepared: list[Prepared], settings: Settings,
         jail = Jail(settings.jail.memory, uid, settings.jail.hide)
     with Kernel(cwd=str(sub.copy.parent), jail=jail) as box:
         deadline = time.monotonic() + settings.notebook_timeout
+        box.deadline = deadline  # replays after a restart cannot extend it
         for i, cell in enumerate(sub.nb.cells):
             if cell.cell_type != "code" or not str(cell.source).strip():
                 continue

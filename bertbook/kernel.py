@@ -20,11 +20,15 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+import zmq
 from jupyter_client import KernelManager
 
 from . import sandbox
 
 MAX_REPLY_CHARS = 64_000_000  # a reply longer than this is refused unread
+# Past this, zmq drops a message (and reconnects) before any of it is decoded: a notebook that
+# displays gigabytes costs the grader nothing.
+MAX_MESSAGE_BYTES = 48 * 1024**2
 
 
 @dataclass
@@ -123,6 +127,11 @@ class Kernel:
         self.kc = None
         self.good_cells: list[str] = []  # sources that ran without error, to replay after a death
         self.preamble: list[str] = []  # code the grader defines in every new kernel
+        # time.monotonic() past which no cell runs, replays included (None: no deadline)
+        self.deadline: float | None = None
+        self.cgroup: sandbox.Cgroup | None = None
+        self.context = zmq.Context()
+        self.context.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)  # every socket made from it
 
     # -- lifecycle -------------------------------------------------------------------------------
     def __enter__(self) -> Kernel:
@@ -135,6 +144,9 @@ class Kernel:
 
     def __exit__(self, *exc) -> None:
         self._stop()
+        if self.cgroup is not None:
+            self.cgroup.remove()
+        self.context.destroy(linger=100)
         if self._tmp is not None:
             self._tmp.cleanup()
         if self.sockdir is not None:
@@ -142,7 +154,7 @@ class Kernel:
 
     def _manager(self) -> KernelManager:
         if self.jail is None:
-            return KernelManager(kernel_name="python3")
+            return KernelManager(kernel_name="python3", context=self.context)
         if self.sockdir is None:
             # Its real path: jupyter resolves the connection file's folder, which the jail binds.
             self.sockdir = os.path.realpath(tempfile.mkdtemp(prefix="bertbook-k-"))  # <108 bytes
@@ -151,10 +163,14 @@ class Kernel:
                 os.chown(self.cwd, self.jail.uid, self.jail.uid)
                 for f in os.listdir(self.cwd):
                     os.chown(os.path.join(self.cwd, f), self.jail.uid, self.jail.uid)
-        km = _JailedKernelManager(kernel_name="python3", transport="ipc", ip=f"{self.sockdir}/k")
+            self.cgroup = sandbox.Cgroup.make(self.jail.memory)
+        km = _JailedKernelManager(
+            kernel_name="python3", transport="ipc", ip=f"{self.sockdir}/k", context=self.context
+        )
         km.connection_file = f"{self.sockdir}/kernel-{self.restarts}.json"
         km.jail_uid = self.jail.uid
-        km.jail_prefix = sandbox.bwrap_command(
+        km.jail_prefix = [] if self.cgroup is None else self.cgroup.prefix()
+        km.jail_prefix += sandbox.bwrap_command(
             self.cwd,
             self.sockdir,
             self.jail.memory,
@@ -180,7 +196,7 @@ class Kernel:
                 )
             finally:
                 tail.close_writer()
-            self.kc = self.km.client()
+            self.kc = self.km.client(context=self.context)
             self.kc.allow_stdin = False
             self.kc.start_channels()
             self.kc.wait_for_ready(timeout=self.startup_timeout)
@@ -217,9 +233,16 @@ class Kernel:
         self._start()
         if replay:
             for code in self.good_cells:
-                if self._execute(code, replay_timeout).status != "ok":
+                left = self._left(replay_timeout)
+                if left <= 0 or self._execute(code, left).status != "ok":
                     break
         return True
+
+    def _left(self, timeout: float) -> float:
+        """``timeout``, cut to what is left before the deadline."""
+        if self.deadline is None:
+            return timeout
+        return min(timeout, self.deadline - time.monotonic())
 
     def define(self, code: str) -> None:
         """Code run now and again in every restarted kernel (the grader's helpers); an error
@@ -249,7 +272,10 @@ class Kernel:
         idle = False
         out_bytes = 0
         interrupted = False
-        while reply is None or not idle:
+        # The reply is what counts; the idle status after it can be lost when zmq dropped an
+        # oversized output message and was reconnecting (MAX_MESSAGE_BYTES): wait for it briefly.
+        idle_by = float("inf")
+        while reply is None or not (idle or time.monotonic() > idle_by):
             if time.monotonic() > deadline:
                 if interrupted or not self.alive():
                     return _Reply("timeout" if self.alive() else "died", "time limit", out_bytes)
@@ -275,6 +301,7 @@ class Kernel:
                     msg = self.kc.get_shell_msg(timeout=0)
                     if msg["parent_header"].get("msg_id") == msg_id:
                         reply = msg["content"] if isinstance(msg["content"], dict) else {}
+                        idle_by = time.monotonic() + 2
                 except queue.Empty:
                     pass
                 except Exception:
@@ -290,12 +317,17 @@ class Kernel:
         """Run one cell; after a death or a stuck interrupt, restart and replay the good cells."""
         if not self.alive() and not self.restart():
             return CellRun(index, "skipped", "the kernel could not be restarted")
-        r = self._execute(code, timeout)
+        if self._left(timeout) <= 0:
+            return CellRun(index, "skipped", "past the notebook's time limit")
+        killed = self.cgroup.oom_kills() if self.cgroup else 0
+        r = self._execute(code, self._left(timeout))
         run = CellRun(index, r.status, r.error, r.output_bytes)
         if r.status == "ok":
             self.good_cells.append(code)
         elif r.status == "died" or (r.status == "timeout" and not self._responsive()):
             run.status = "died" if r.status == "died" else "timeout"
+            if self.cgroup is not None and self.cgroup.oom_kills() > killed:
+                run.error = "killed: its processes together used more than the memory limit"
             self.restart()
         return run
 

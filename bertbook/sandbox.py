@@ -1,14 +1,23 @@
 """A bubblewrap jail for one student's kernel: what it may see, touch and use.
 
 Inside, the kernel sees the system folders, the Python installation, the course package and its
-assets, all read-only; one writable scratch folder holding only its own notebook copy (its home
-and working directory); a private /tmp; no network (its own network namespace: it talks to the
-grader over IPC sockets in a folder bound in for that alone); an environment reduced to what a
-kernel needs; its own PID namespace, so every process it starts dies with it; no capabilities.
+assets, all read-only; a home (its working directory) holding only its own notebook copy, and a
+private /tmp and /dev/shm, each a tmpfs of bounded size gone with the jail; no network (its own
+network namespace: it talks to the grader over IPC sockets in a folder bound in for that alone);
+an environment reduced to what a kernel needs; its own PID namespace, so every process it starts
+dies with it; no capabilities.
 Resource limits are set by ``python -m bertbook.sandbox limit`` just before the kernel starts:
 a limit on the memory the kernel allocates (``memory``), and, where the grader runs as root, an unprivileged uid of
 its own with a cap on processes (RLIMIT_NPROC counts per uid and root is exempt from it; without
 root the PID namespace is what ends every process).
+
+Per jail, every process it starts together (measured on cgroup v1 machines, see ``Cgroup``):
+where the grader can write cgroup v1's ``memory`` and ``pids`` controllers (root), the jail's
+processes live in a cgroup of their own inside the grader's, capped at ``memory`` plus
+``CGROUP_HEADROOM`` (shared memory, tmpfs files and children included: past it the kernel is
+killed) and ``MAX_PROCESSES`` tasks. Its writable places (home, /tmp, /dev/shm) are tmpfs of a
+fixed size each, gone with the jail. Without cgroups (not root, or cgroup v2) the sizes of those
+tmpfs and the per-process RLIMIT_DATA are what bound it: children each get their own.
 """
 
 from __future__ import annotations
@@ -28,6 +37,7 @@ FIRST_UID = 61000  # kernels run as uids from here when the grader is root
 UID_RANGE = 4000  # FIRST_UID .. FIRST_UID + UID_RANGE - 1, each held by one grader run at a time
 UID_LOCKS = ("/run/bertbook-jail-uids", "/var/lock/bertbook-jail-uids")
 MAX_PROCESSES = 512  # threads count too: torch and ipykernel start dozens
+CGROUP_HEADROOM = 128 * 1024**2  # above --memory: one allocation past it fails (RLIMIT_DATA) first
 
 
 class Unavailable(RuntimeError):
@@ -214,6 +224,81 @@ def environment(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def tmpfs_bytes(memory: int) -> int:
+    """The size of each writable tmpfs of a jail (home, /tmp, /dev/shm): a quarter of its memory."""
+    return max(memory // 4, 16 * 1024**2)
+
+
+class Cgroup:
+    """A cgroup v1 ``memory`` and ``pids`` pair for one jail, made inside the grader's own (never
+    at a root the machine's limits do not cover). ``Cgroup.make`` gives None where the machine
+    offers no writable cgroup v1 (not root; cgroup v2, where a child needs delegation)."""
+
+    def __init__(self, folders: list[str]):
+        self.folders = folders
+
+    @classmethod
+    def make(cls, memory: int, processes: int = MAX_PROCESSES) -> Cgroup | None:
+        import uuid
+
+        mine = {}
+        try:
+            for line in Path("/proc/self/cgroup").read_text().splitlines():
+                _, controllers, path = line.split(":", 2)
+                for c in controllers.split(","):
+                    mine[c] = path
+        except OSError:
+            return None
+        if os.geteuid() != 0 or "memory" not in mine or "pids" not in mine:
+            return None
+        name = f"bertbook-jail-{uuid.uuid4().hex[:12]}"
+        folders = [f"/sys/fs/cgroup/{c}{mine[c].rstrip('/')}/{name}" for c in ("memory", "pids")]
+        made = cls([])
+        try:
+            for folder in folders:
+                os.mkdir(folder, 0o755)
+                made.folders.append(folder)
+            limit = str(memory + CGROUP_HEADROOM)
+            Path(folders[0], "memory.limit_in_bytes").write_text(limit)
+            swap = Path(folders[0], "memory.memsw.limit_in_bytes")
+            if swap.exists():
+                swap.write_text(limit)
+            Path(folders[1], "pids.max").write_text(str(processes))
+        except OSError:
+            made.remove()
+            return None
+        return made
+
+    def prefix(self) -> list[str]:
+        """Puts the command into the cgroup, then runs it (its children follow it there)."""
+        enter = 'while [ "$1" != -- ]; do echo $$ > "$1/cgroup.procs" || exit 125; shift; done'
+        return ["/bin/sh", "-c", enter + '; shift; exec "$@"', "sh", *self.folders, "--"]
+
+    def oom_kills(self) -> int:
+        """How many times the memory limit killed one of the jail's processes."""
+        try:
+            text = Path(self.folders[0], "memory.oom_control").read_text()
+        except (OSError, IndexError):
+            return 0
+        fields = dict(line.split() for line in text.splitlines() if len(line.split()) == 2)
+        return int(fields.get("oom_kill", 0))
+
+    def remove(self) -> None:
+        """Removes the cgroups once the jail's processes are gone (they end with the jail)."""
+        import time
+
+        for folder in reversed(self.folders):
+            for _ in range(50):
+                try:
+                    os.rmdir(folder)
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.1)
+        self.folders = []
+
+
 def bwrap_command(
     scratch: str,
     sockdir: str,
@@ -247,8 +332,10 @@ def bwrap_command(
         made.add(dest)
         cmd.extend([option, source, dest])
 
-    cmd += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp"]
-    made.update({"/proc", "/dev", "/tmp"})
+    size = str(tmpfs_bytes(memory))
+    cmd += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--size", size]
+    cmd += ["--tmpfs", "/dev/shm", "--perms", "1777", "--size", size, "--tmpfs", "/tmp"]
+    made.update({"/proc", "/dev", "/dev/shm", "/tmp"})
     for d in SYSTEM_DIRS:
         if os.path.isdir(d):
             bind("--ro-bind", d, d)
@@ -264,7 +351,13 @@ def bwrap_command(
     for path in {os.path.realpath(h) for h in hide}:
         if _under(path, roots) and os.path.isdir(path):
             cmd.extend(["--tmpfs", path])
-    bind("--bind", scratch, HOME)  # the limit step enters it
+    # Home: a tmpfs of its own size holding the notebook's copy, read-only; gone with the jail.
+    parents(HOME)
+    cmd += ["--perms", "1777", "--size", size, "--tmpfs", HOME]
+    made.add(HOME)
+    for name in sorted(os.listdir(scratch)):
+        if os.path.isfile(os.path.join(scratch, name)) and "/" not in name:
+            cmd += ["--ro-bind", os.path.join(scratch, name), f"{HOME}/{name}"]
     bind("--bind", sockdir, sockdir)
     cmd += ["--clearenv"]
     for k, v in env.items():

@@ -10,7 +10,6 @@ import os
 import shutil
 import subprocess
 import sys
-import sysconfig
 import tempfile
 import uuid
 from pathlib import Path
@@ -39,7 +38,8 @@ def make_layout(base: Path, python: str | None = None) -> Path:
     python = python or os.path.realpath(sys._base_executable)
     subprocess.run([python, "-m", "venv", "--without-pip", str(base / "venv")], check=True)
     site = base / "venv" / "lib" / VERSION / "site-packages"
-    here = dict.fromkeys(sysconfig.get_paths()[k] for k in ("purelib", "platlib"))
+    # Every site-packages this process sees (this venv may itself reach them through a .pth).
+    here = dict.fromkeys(p for p in sys.path if p.rstrip("/").endswith("site-packages"))
     (site / "layout.pth").write_text("\n".join([str(course), *here]) + "\n")
     (base / "tmp").mkdir()
     (base / "class" / "alice").mkdir(parents=True)
@@ -124,10 +124,10 @@ def test_as_a_normal_user(scratch):
         subprocess.run(["chmod", "-R", "a+rX", str(base)], check=True)
         for name in ("tmp", "."):
             shutil.chown(base / name, user)
-        here = sysconfig.get_paths()["purelib"]
-        probe = ["runuser", "-u", user, "--", "test", "-r", here]
-        if subprocess.run(probe).returncode != 0:
-            pytest.skip(f"this environment's packages are not readable by other users ({here})")
+        for here in (p for p in sys.path if p.rstrip("/").endswith("site-packages")):
+            probe = ["runuser", "-u", user, "--", "test", "-r", here]
+            if subprocess.run(probe).returncode != 0:
+                pytest.skip(f"this environment's packages are not readable by others ({here})")
         assert_full_marks(*grade_in(base, python, user=user))
     finally:
         subprocess.run(["userdel", user])
