@@ -14,6 +14,7 @@ import tempfile
 import uuid
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from bertbook import sandbox
@@ -26,12 +27,16 @@ pytestmark = pytest.mark.skipif(
 
 SOLUTION = ROOT / "solutions" / "00_intro.ipynb"
 VERSION = f"python{sys.version_info.major}.{sys.version_info.minor}"
+CACHE_CHECK = (
+    "import os\nassert os.path.isfile(os.path.join(os.environ['BERTBOOK_CACHE'], 'marker'))"
+)
 
 
 def make_layout(base: Path, python: str | None = None) -> Path:
     """base/course/bertbook (a copy of the package), base/venv (a venv of ``python``, default
     this one's base interpreter, that sees this environment's packages), base/tmp, and
-    base/class/alice/00_intro.ipynb. Returns the venv's python."""
+    base/cache (the asset cache) and base/class/alice/00_intro.ipynb, the solution with a cell
+    that reads the cache. Returns the venv's python."""
     base.mkdir(parents=True, exist_ok=True)
     course = base / "course"
     shutil.copytree(PACKAGE, course / "bertbook", ignore=shutil.ignore_patterns("__pycache__"))
@@ -42,8 +47,14 @@ def make_layout(base: Path, python: str | None = None) -> Path:
     here = dict.fromkeys(p for p in sys.path if p.rstrip("/").endswith("site-packages"))
     (site / "layout.pth").write_text("\n".join([str(course), *here]) + "\n")
     (base / "tmp").mkdir()
+    (base / "cache").mkdir()
+    (base / "cache" / "marker").write_text("the asset cache is bound in")
+    nb = nbformat.read(str(SOLUTION), as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell(CACHE_CHECK))
+    for cell in nb.cells:
+        cell.pop("id", None)
     (base / "class" / "alice").mkdir(parents=True)
-    shutil.copy(SOLUTION, base / "class" / "alice" / SOLUTION.name)
+    nbformat.write(nb, str(base / "class" / "alice" / SOLUTION.name))
     return base / "venv" / "bin" / "python"
 
 
@@ -55,6 +66,7 @@ def grade_in(base: Path, python: Path, *, user: str | None = None, timeout: floa
         "HOME": str(base),
         "TMPDIR": str(base / "tmp"),
         "LANG": "C.UTF-8",
+        "BERTBOOK_CACHE": str(base / "cache"),
     }
     cmd = [str(python), "-m", "bertbook.grade", str(base / "class"), "--seed", "3"]
     cmd += ["--json", str(out), "-j", "1"]
@@ -70,6 +82,7 @@ def assert_full_marks(done, results) -> None:
         ("alice", "graded", "bubblewrap")
     ]
     assert results[0]["score"] == results[0]["max_score"] == 8, results
+    assert results[0]["cells"] == [], results  # the asset cache's marker was readable
 
 
 @pytest.fixture
@@ -105,7 +118,7 @@ def test_a_symlinked_venv(scratch):
     base = scratch("/tmp", "bertbook-layout-")
     make_layout(base / "real")
     (base / "venv-link").symlink_to(base / "real" / "venv")
-    for name in ("class", "tmp"):
+    for name in ("class", "tmp", "cache"):
         (base / name).symlink_to(base / "real" / name)
     assert_full_marks(*grade_in(base, base / "venv-link" / "bin" / "python"))
 
