@@ -51,7 +51,7 @@ def find(folder: Path) -> list[Path]:
             except OSError:
                 out.append(path)
                 continue
-            if is_dir:
+            if is_dir and not entry.name.endswith(".ipynb"):
                 if depth + 1 >= MAX_SEARCH_DEPTH:
                     out.append(path)  # too deep to search: refused as a whole
                 else:

@@ -179,9 +179,10 @@ def test_a_folder_gives_a_gradebook(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     rows = list(csv.DictReader(io.StringIO((tmp_path / "g.csv").read_text())))
-    assert list(rows[0])[:6] == [
+    assert list(rows[0])[:7] == [
         "student",
         "status",
+        "needs_instructor",
         "00_intro",
         *[f"00_intro/q{i}" for i in (1, 2, 3)],
     ]
