@@ -207,6 +207,8 @@ def _call_question(box: Kernel, prepared: Prepared, timeout: float) -> Result:
         if broken:
             return rule_result(question, broken)
     uses = json.dumps(question.uses)
+    forbidden = json.dumps(list(question.forbidden))
+    called: list[str] = []  # forbidden functions the test calls reached, however
     outcomes = []
     for case in prepared.cases:
         if (
@@ -220,7 +222,7 @@ def _call_question(box: Kernel, prepared: Prepared, timeout: float) -> Result:
             continue
         payload = wire.encode(case.args)
         status, text = box.evaluate(
-            f"_bb_call({question.function!r}, {payload!r}, {uses!r})", timeout
+            f"_bb_call({question.function!r}, {payload!r}, {uses!r}, {forbidden!r})", timeout
         )
         if status != "ok":
             why = {
@@ -235,6 +237,9 @@ def _call_question(box: Kernel, prepared: Prepared, timeout: float) -> Result:
         except Exception:  # junk, deep nesting, a reply that is not an object
             outcomes.append((case, "error", "unreadable result"))
             continue
+        seen = reply.get("forbidden")
+        if isinstance(seen, list):
+            called += [n for n in question.forbidden if n in seen and n not in called]
         if kind == "ok":
             try:
                 outcomes.append((case, "ok", wire.decode_untrusted(reply.get("value"))))
@@ -246,6 +251,8 @@ def _call_question(box: Kernel, prepared: Prepared, timeout: float) -> Result:
             return _not_defined(question, "not implemented yet")
         else:
             outcomes.append((case, "error", f"raised {str(reply.get('error'))[:600]}"))
+    if called:
+        return rule_result(question, called)
     return score(question, outcomes, prepared.mistake_values)
 
 

@@ -98,7 +98,7 @@ def test_every_row_that_needs_the_instructor_is_named():
 
 
 @pytest.mark.parametrize(
-    "name", ["=HYPERLINK(\"http://x\",\"y\")", "+1+1", "-2+3", "@SUM(A1)", "\t=1", "\r=1", " =1"]
+    "name", ['=HYPERLINK("http://x","y")', "+1+1", "-2+3", "@SUM(A1)", "\t=1", "\r=1", " =1"]
 )
 def test_no_cell_a_student_controls_is_a_formula(name, tmp_path):
     reports = [_report(name, "00_intro", [(3, 3)])]

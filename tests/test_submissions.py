@@ -18,9 +18,7 @@ def _statuses(folder: Path, into: Path) -> dict[str, tuple[str, str]]:
     """relative path -> (student, problem) for every path the grader finds under ``folder``."""
     into.mkdir()
     subs = snapshot(_expand([str(folder)]), into)
-    return {
-        os.path.relpath(s.path, folder): (s.student, s.problem or s.flag or "ok") for s in subs
-    }
+    return {os.path.relpath(s.path, folder): (s.student, s.problem or s.flag or "ok") for s in subs}
 
 
 def _in_thread(fn, timeout: float = 30):
