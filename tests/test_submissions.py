@@ -81,12 +81,34 @@ def test_at_most_the_limit_plus_one_byte_is_read(tmp_path):
     assert len(submissions.read(big, None, limit=5000)) == 5000
 
 
-def test_a_thousand_nested_folders_are_searched_without_recursion(tmp_path):
+def _remove_chain(top: Path) -> None:
+    """Remove top/d/d/.../d without recursion (pytest's own cleanup would recurse too deep)."""
+    fds = [os.open(top, os.O_RDONLY | os.O_DIRECTORY)]
+    while True:
+        try:
+            fds.append(os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fds[-1]))
+        except FileNotFoundError:
+            break
+    for name in os.listdir(fds[-1]):
+        os.unlink(name, dir_fd=fds[-1])
+    while len(fds) > 1:
+        os.close(fds.pop())
+        os.rmdir("d", dir_fd=fds[-1])
+    os.close(fds[0])
+
+
+@pytest.fixture
+def deep(tmp_path):
+    folder = tmp_path / "class" / "mallory"
+    folder.mkdir(parents=True)
+    yield folder
+    _remove_chain(folder)
+
+
+def test_a_thousand_nested_folders_are_searched_without_recursion(tmp_path, deep):
     cls = tmp_path / "class"
     (cls / "alice").mkdir(parents=True)
     (cls / "alice" / "00_intro.ipynb").write_bytes(SOLUTION.read_bytes())
-    deep = cls / "mallory"
-    deep.mkdir()
     fd = os.open(deep, os.O_RDONLY)
     for _ in range(1100):  # by descriptor: the whole path is longer than PATH_MAX
         os.mkdir("d", dir_fd=fd)
