@@ -173,7 +173,7 @@ def canvas_text(reports, roster: dict, meta: dict) -> str:
             who.get("sis_login_id") or student,
             who.get("section", ""),
         ]
-        row += [_counted(mine, ex).points if _counted(mine, ex) else "" for ex in exercises]
+        row += [_num(_counted(mine, ex).points) if _counted(mine, ex) else "" for ex in exercises]
         w.writerow([escape.cell(c) for c in row])
     return out.getvalue()
 
