@@ -399,12 +399,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bertbook.grade", description=__doc__.split("\n\n")[0]
     )
-    parser.add_argument("notebooks", nargs="+", help="exercise notebooks or folders of them")
+    parser.add_argument("notebooks", nargs="*", help="exercise notebooks or folders of them")
     parser.add_argument("--csv", help="gradebook: one row per student, a total per exercise")
     parser.add_argument("--json", help="every notebook's results, as a list")
     parser.add_argument("--canvas", help="Canvas gradebook import file (with --roster for its ids)")
     parser.add_argument("--gradescope", help="Gradescope results.json (one notebook)")
     parser.add_argument("--roster", help="CSV mapping student ids to LMS identifiers")
+    parser.add_argument("--feedback", metavar="DIR", help="one HTML feedback file per notebook")
+    parser.add_argument(
+        "--make-gradescope", metavar="EXERCISE", help="write the Gradescope autograder zip"
+    )
+    parser.add_argument("-o", "--output", help="the zip's path (default autograder.zip)")
     parser.add_argument(
         "-j", "--jobs", type=int, default=os.cpu_count() or 1, help="notebooks at once"
     )
@@ -423,6 +428,12 @@ def main(argv: list[str] | None = None) -> int:
         "--notebook-timeout", type=float, default=900, help="seconds per notebook (default 900)"
     )
     args = parser.parse_args(argv)
+    if args.make_gradescope:
+        from .gradescope import make_cli
+
+        return make_cli(args.make_gradescope, args.output or "autograder.zip", args.memory)
+    if not args.notebooks:
+        parser.error("give notebooks or folders to grade (or --make-gradescope EXERCISE)")
     try:
         memory = sandbox.parse_size(args.memory)
         found = _expand(args.notebooks)
@@ -464,6 +475,10 @@ def main(argv: list[str] | None = None) -> int:
     for line in run.warnings:
         print(line, file=sys.stderr)
     outputs.write(reports)
+    if args.feedback:
+        from . import feedback
+
+        feedback.write(reports, args.feedback, meta)
     return 0
 
 
