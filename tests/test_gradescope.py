@@ -15,7 +15,6 @@ without user namespaces (``BERTBOOK_AUTOGRADER_ISOLATION=user``).
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import os
@@ -151,10 +150,6 @@ def autograder(tmp_path_factory):
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _modes(autograder) -> list[str]:
-    return (["bubblewrap"] if BWRAP else []) + (["user"] if autograder["user"] else [])
-
-
 def run_submission(autograder, nb, name=f"{EXERCISE}.ipynb", mode=None):
     root = autograder["root"]
     shutil.rmtree(root / "submission")
@@ -174,13 +169,6 @@ def run_submission(autograder, nb, name=f"{EXERCISE}.ipynb", mode=None):
 
 def _nb(kind: str) -> nbformat.NotebookNode:
     return nbformat.read(REPO / kind / f"{EXERCISE}.ipynb", as_version=4)
-
-
-def _with_cell(nb, source: str, after: str = "check = checker"):
-    nb = copy.deepcopy(nb)
-    at = next(i for i, c in enumerate(nb.cells) if after in str(c.source))
-    nb.cells.insert(at + 1, nbformat.v4.new_code_cell(source))
-    return nb
 
 
 def _tree_hash(folder: Path) -> str:
@@ -255,34 +243,29 @@ def test_typical_mistake_is_named(autograder):
     assert res["score"] == 10.0 - q4["max_score"] + q4["score"]
 
 
+# Each is the untouched exercise plus one last cell that attacks, then answers q4 (2 points) when
+# the kernel is not root: its own honest score is 2, whatever it writes or claims. Whether an
+# attack landed is judged from outside: results.json, the package and the runner's files.
 HOSTILE = {
-    # each is the untouched exercise (honest score 0) plus one cell
     "writes results.json": """
 import json, os
 fake = {{"score": 100.0, "tests": [{{"name": "q1", "score": 100.0, "max_score": 1.0}}]}}
-for path in ({results!r}, "/autograder/results/results.json"):
+for path in [{results!r}]:
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "w") as f:
             json.dump(fake, f)
-        print("wrote", path)
     except OSError as err:
         print("refused:", err)
 """,
     "edits the package": """
-import pathlib
+import os, pathlib
 import bertbook
-for path in sorted(pathlib.Path(bertbook.__file__).parent.rglob("*.py")):
+targets = sorted(pathlib.Path(bertbook.__file__).parent.rglob("*.py"))
+for path in targets + [pathlib.Path({run!r}), pathlib.Path({config!r})]:
     try:
         with open(path, "a") as f:
             f.write("\\n# edited by a student\\n")
-        print("edited", path)
-    except OSError as err:
-        print("refused:", err)
-for path in ({run!r}, {config!r}):
-    try:
-        with open(path, "a") as f:
-            f.write("\\n")
     except OSError as err:
         print("refused:", err)
 """,
@@ -296,37 +279,46 @@ os.write(2, b"results: 10 points\\n")
 sys.__stdout__.write(json.dumps(fake) + "\\n")
 """,
 }
+HONEST_PART = """
+if os.geteuid() != 0:
+    def causal_mask(T):
+        return torch.ones(T, T, dtype=torch.bool).tril()
+"""
+
+
+def _assert_honest(autograder, attacks: list[str], mode: str) -> None:
+    root = autograder["root"]
+    package = _installed_package(autograder)
+    trees = (package, root / "source", root / gradescope.VENV / "bin")
+    before = [_tree_hash(t) for t in trees]
+    nb = _nb("exercises")
+    for attack in attacks:
+        code = HOSTILE[attack].format(
+            results=str(root / "results" / "results.json"),
+            run=str(root / "run_autograder"),
+            config=str(root / "source" / "autograder.json"),
+        )
+        nb.cells.append(nbformat.v4.new_code_cell(code + HONEST_PART))
+    proc, res = run_submission(autograder, nb, mode=mode)
+    assert proc.returncode == 0 and res is not None, (mode, proc.stderr[-3000:])
+    assert_spec(res)
+    assert res["extra_data"]["sandbox"] == mode
+    scores = {t["name"][:2]: t["score"] for t in res["tests"]}
+    assert scores == {"q1": 0.0, "q2": 0.0, "q3": 0.0, "q4": 2.0}, (mode, res["output"])
+    assert res["score"] == 2.0
+    assert [_tree_hash(t) for t in trees] == before, mode
+    assert not Path("/autograder/results/results.json").exists() or root == Path("/autograder")
 
 
 @pytest.mark.parametrize("attack", list(HOSTILE))
 def test_hostile_notebooks_get_their_own_score(autograder, attack):
-    root = autograder["root"]
-    package = _installed_package(autograder)
-    before = {
-        "package": _tree_hash(package),
-        "source": _tree_hash(root / "source"),
-        "runner": _tree_hash(root / gradescope.VENV / "bin"),
-    }
-    code = HOSTILE[attack].format(
-        results=str(root / "results" / "results.json"),
-        run=str(root / "run_autograder"),
-        config=str(root / "source" / "autograder.json"),
-    )
-    nb = _with_cell(_nb("exercises"), code)
-    for mode in _modes(autograder):
-        proc, res = run_submission(autograder, nb, mode=mode)
-        assert proc.returncode == 0 and res is not None, (mode, proc.stderr[-3000:])
-        assert_spec(res)
-        assert res["score"] == 0.0, (mode, res["output"])
-        assert all(t["score"] == 0.0 for t in res["tests"])
-        assert res["extra_data"]["sandbox"] == mode
-        after = {
-            "package": _tree_hash(package),
-            "source": _tree_hash(root / "source"),
-            "runner": _tree_hash(root / gradescope.VENV / "bin"),
-        }
-        assert after == before, mode
-        assert not Path("/autograder/results/results.json").exists() or root == Path("/autograder")
+    # Where the test runs as root: outside bubblewrap, the weaker isolation; else in the jail.
+    _assert_honest(autograder, [attack], "user" if autograder["user"] else "bubblewrap")
+
+
+@pytest.mark.skipif(not BWRAP, reason="needs bubblewrap")
+def test_hostile_notebook_in_the_jail(autograder):
+    _assert_honest(autograder, list(HOSTILE), "bubblewrap")
 
 
 # -- in-process: whose fault decides what is written ----------------------------------------------
