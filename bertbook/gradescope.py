@@ -340,9 +340,10 @@ def find_notebook(submission: Path) -> tuple[Path | None, str]:
     """(the notebook, "") or (None, the student's problem). Links are refused, never followed."""
     found, links = [], []
     for dirpath, dirnames, filenames in os.walk(submission):
-        dirnames[:] = [d for d in dirnames if d != ".ipynb_checkpoints" and not d.startswith(".")]
+        # Jupyter's checkpoints, hidden folders, and what macOS adds to a zip are not answers.
+        dirnames[:] = [d for d in dirnames if not d.startswith(".") and d != "__MACOSX"]
         for name in filenames:
-            if name.endswith(".ipynb"):
+            if name.endswith(".ipynb") and not name.startswith("._"):
                 path = Path(dirpath) / name
                 (links if path.is_symlink() else found).append(path)
     if links:
@@ -360,7 +361,7 @@ def isolation(requested: str) -> tuple[str, str]:
     requested = os.environ.get("BERTBOOK_AUTOGRADER_ISOLATION") or requested
     if requested not in ("auto", "bubblewrap", "user"):
         raise GraderFault(f"unknown isolation {requested!r} (auto, bubblewrap or user)")
-    why = sandbox.unavailable_reason() if requested != "user" else "not asked for"
+    why = sandbox.unavailable_reason() if requested != "user" else "the fallback was asked for"
     if why is None:
         return "bubblewrap", "isolation: bubblewrap jail"
     if requested == "bubblewrap":
@@ -368,7 +369,7 @@ def isolation(requested: str) -> tuple[str, str]:
     if os.geteuid() != 0:
         raise GraderFault(f"no isolation for the student's code: {why}, and not root")
     return "user", (
-        f"isolation: bubblewrap unavailable ({why}); the kernel ran as an unprivileged uid "
+        f"isolation: no bubblewrap ({why}); the kernel ran as an unprivileged uid "
         "with memory, process and file-size limits, without namespaces"
     )
 
@@ -599,6 +600,7 @@ def run_autograder(config: dict, root: Path | None = None) -> int:
             finally:
                 sandbox.bwrap_command = saved
                 kill_uids(sorted(_USED_UIDS))  # the kernel and all it started are gone
+            print(grade.render(report), flush=True)  # Gradescope shows stdout to instructors
             fault = grader_fault_in(report)
             if fault:
                 raise GraderFault(f"{notebook.name}: {fault}")

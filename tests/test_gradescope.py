@@ -397,3 +397,16 @@ def test_user_command_drops_to_the_uid_with_limits():
     assert "--uid=61000" in cmd and "--memory=123" in cmd and "--home=/s" in cmd
     with pytest.raises(gradescope.GraderFault):
         gradescope.user_command("/s", "/k", 123, None, {})
+
+
+def test_find_notebook_skips_checkpoints_and_what_macos_adds(tmp_path):
+    for name in (
+        "hw/02_transformer.ipynb",
+        "hw/.ipynb_checkpoints/02_transformer-checkpoint.ipynb",
+        "__MACOSX/hw/._02_transformer.ipynb",
+        "hw/._02_transformer.ipynb",
+        "notes.txt",
+    ):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("{}")
+    assert gradescope.find_notebook(tmp_path) == (tmp_path / "hw" / "02_transformer.ipynb", "")
