@@ -1,10 +1,11 @@
 """Gradescope: the autograder zip an instructor uploads, and what runs inside Gradescope's container.
 
 ``python -m bertbook.grade --make-gradescope EXERCISE [-o autograder.zip]`` writes the zip
-(``make_zip``): ``setup.sh``, which Gradescope runs once, as root, to build the image (a Python
-the course supports, a virtualenv with the pinned requirements and this exact course package,
-shipped in the zip as a wheel); ``run_autograder``, which it runs for every submission; the
-run's settings (``autograder.json``), the pins and a README for the instructor.
+(``make_zip``): ``setup.sh`` (and ``find_python.sh``, its first step), which Gradescope runs
+once, as root, to build the image (a Python the course supports, a virtualenv with the pinned
+requirements and this exact course package, shipped in the zip as a wheel); ``run_autograder``,
+which it runs for every submission; the run's settings (``autograder.json``), the pins and a
+README for the instructor.
 
 ``run_autograder`` calls ``python -m bertbook.gradescope run``, which grades the one notebook
 in ``/autograder/submission`` and writes ``/autograder/results/results.json`` (Gradescope's
@@ -178,6 +179,7 @@ def make_zip(exercise: str, out: Path, memory: str = "2G") -> Path:
     pins = pinned_requirements()
     files = {
         "setup.sh": SETUP_SH.format(**fields),
+        "find_python.sh": FIND_PYTHON_SH.format(**fields),
         "run_autograder": RUN_AUTOGRADER.format(**fields),
         "README.md": README.format(**fields, pins="\n".join(f"    {p}" for p in pins)),
         "autograder.json": json.dumps(config, indent=2) + "\n",
@@ -189,7 +191,7 @@ def make_zip(exercise: str, out: Path, memory: str = "2G") -> Path:
     with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
         for name, data in files.items():
             info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
-            executable = name in ("setup.sh", "run_autograder")
+            executable = name.endswith(".sh") or name == "run_autograder"
             info.external_attr = ((0o755 if executable else 0o644) | stat.S_IFREG) << 16
             info.compress_type = zipfile.ZIP_DEFLATED
             z.writestr(info, data)
@@ -217,33 +219,11 @@ ROOT="${{BERTBOOK_AUTOGRADER_ROOT:-/autograder}}"  # moved only by the course's 
 SOURCE="$ROOT/source"
 VENV="$ROOT/{venv}"
 
-supported() {{ "$1" -c 'import sys, venv; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; }}
-
-# 1. A Python the course supports: one already here, else Ubuntu's python3.11 (universe),
-#    else the deadsnakes PPA's python3.12.
-PY="${{BERTBOOK_PYTHON:-}}"
+# 1. A Python the course supports (find_python.sh prints its path).
+PY="${{BERTBOOK_PYTHON:-}}"  # the course's test names one any uid may run
 if [ -z "$PY" ]; then
-  for candidate in python3.13 python3.12 python3.11 python3; do
-    if command -v "$candidate" >/dev/null && supported "$(command -v "$candidate")"; then
-      PY="$(command -v "$candidate")"
-      break
-    fi
-  done
+  PY="$(bash "$SOURCE/find_python.sh")"
 fi
-if [ -z "$PY" ]; then
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update
-  if apt-get install -y --no-install-recommends python3.11 python3.11-venv; then
-    PY=/usr/bin/python3.11
-  else
-    apt-get install -y --no-install-recommends software-properties-common
-    add-apt-repository -y ppa:deadsnakes/ppa
-    apt-get update
-    apt-get install -y --no-install-recommends python3.12 python3.12-venv
-    PY=/usr/bin/python3.12
-  fi
-fi
-supported "$PY" || {{ echo "setup.sh: $PY is not Python >= 3.11 with venv" >&2; exit 1; }}
 echo "setup.sh: Python $("$PY" -c 'import platform; print(platform.python_version())') at $PY"
 
 # 2. bubblewrap, the jail the kernel runs in where the container allows user namespaces.
@@ -276,6 +256,39 @@ fi
 
 # 6. Check the result: the interpreter, the package's version, the isolation available here.
 "$VENV/bin/python" -I -m bertbook.gradescope check --config "$SOURCE/autograder.json"
+"""
+
+FIND_PYTHON_SH = r"""#!/usr/bin/env bash
+# setup.sh's first step: print the path of a Python >= 3.11 with venv, installing one if needed
+# (Gradescope's default base image, Ubuntu 22.04, has 3.10). Everything else goes to stderr.
+set -euo pipefail
+supported() {{ "$1" -c 'import sys, venv; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; }}
+for candidate in python3.13 python3.12 python3.11 python3; do
+  if command -v "$candidate" >/dev/null && supported "$(command -v "$candidate")"; then
+    command -v "$candidate"
+    exit 0
+  fi
+done
+# Ubuntu's own python3.11 (universe), else the deadsnakes PPA's python3.12.
+export DEBIAN_FRONTEND=noninteractive
+{{
+  apt-get update
+  if apt-get install -y --no-install-recommends python3.11 python3.11-venv; then
+    wanted=python3.11
+  else
+    apt-get install -y --no-install-recommends software-properties-common
+    add-apt-repository -y ppa:deadsnakes/ppa
+    apt-get update
+    apt-get install -y --no-install-recommends python3.12 python3.12-venv
+    wanted=python3.12
+  fi
+}} >&2
+PY="$(command -v "$wanted" || true)"
+if [ -z "$PY" ] || ! supported "$PY"; then
+  echo "find_python.sh: could not install a Python >= 3.11 with venv" >&2
+  exit 1
+fi
+echo "$PY"
 """
 
 RUN_AUTOGRADER = r"""#!/usr/bin/env bash

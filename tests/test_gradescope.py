@@ -6,11 +6,13 @@ The zip is built with ``--make-gradescope 02_transformer`` and unpacked into a s
 runs offline (``PIP_NO_INDEX``): it makes its own virtualenv with a system Python >= 3.11,
 checks every pin of the zip's requirements.txt against the packages of this test's environment
 (``BERTBOOK_SETUP_REUSE_SITE``, a .pth line, instead of downloading torch again) and installs the
-course package from the zip's wheel. What it does not exercise: installing Python with apt,
-downloading the pinned wheels, and creating the kernel's user (``BERTBOOK_SETUP_NO_USERADD``:
-it would add an account to the machine running the tests). ``run_autograder`` then grades each
-submission, with bubblewrap and, where the test runs as root, with the fallback for containers
-without user namespaces (``BERTBOOK_AUTOGRADER_ISOLATION=user``).
+course package from the zip's wheel. What it does not exercise: downloading the pinned wheels,
+installing Python with apt (``find_python.sh``, setup.sh's first step, is run on its own with
+stubs for Ubuntu 22.04's python3 and apt-get), and creating the kernel's user
+(``BERTBOOK_SETUP_NO_USERADD``: it would add an account to the machine running the tests).
+``run_autograder`` then grades each submission, with bubblewrap and, where the test runs as
+root, with the fallback for containers without user namespaces
+(``BERTBOOK_AUTOGRADER_ISOLATION=user``).
 """
 
 from __future__ import annotations
@@ -113,7 +115,7 @@ def autograder(tmp_path_factory):
         assert grade_main(["--make-gradescope", EXERCISE, "-o", str(zip_path)]) == 0
         with zipfile.ZipFile(zip_path) as z:
             names = set(z.namelist())
-            assert {"setup.sh", "run_autograder", "README.md", "autograder.json"} <= names
+            assert {"setup.sh", "find_python.sh", "run_autograder", "README.md"} <= names
             z.extractall(root / "source")
             for info in z.infolist():  # extractall drops the modes; Gradescope keeps them
                 (root / "source" / info.filename).chmod((info.external_attr >> 16) & 0o777)
@@ -410,3 +412,37 @@ def test_find_notebook_skips_checkpoints_and_what_macos_adds(tmp_path):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text("{}")
     assert gradescope.find_notebook(tmp_path) == (tmp_path / "hw" / "02_transformer.ipynb", "")
+
+
+def _stub(path: Path, text: str) -> None:
+    path.write_text(text)
+    path.chmod(0o755)
+
+
+@pytest.mark.parametrize("image", ["python 3.10 only", "python 3.11 already"])
+def test_find_python_on_the_base_image(tmp_path, image):
+    """setup.sh's first step with only the stubs on PATH: Ubuntu 22.04's python3 (3.10: it fails
+    the version check) and an apt-get that "installs" python3.11 (this interpreter)."""
+    bin_, log = tmp_path / "bin", tmp_path / "apt.log"
+    bin_.mkdir()
+    real = os.path.realpath(sys.executable)
+    if image == "python 3.10 only":
+        _stub(bin_ / "python3", "#!/bin/sh\nexit 1\n")
+    else:
+        (bin_ / "python3").symlink_to(real)
+    _stub(
+        bin_ / "apt-get",
+        f'#!/bin/sh\necho "$*" >> "{log}"\n'
+        f'case "$*" in *"install"*python3.11*) /bin/ln -s "{real}" "{bin_}/python3.11";; esac\n',
+    )
+    script = tmp_path / "find_python.sh"
+    script.write_text(gradescope.FIND_PYTHON_SH.format())
+    out = subprocess.run(
+        ["/bin/bash", str(script)], env={"PATH": str(bin_)}, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    if image == "python 3.10 only":
+        assert out.stdout.strip() == str(bin_ / "python3.11")
+        assert "install -y --no-install-recommends python3.11 python3.11-venv" in log.read_text()
+    else:
+        assert out.stdout.strip() == str(bin_ / "python3") and not log.exists()
