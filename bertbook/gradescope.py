@@ -401,6 +401,11 @@ def user_command(scratch: str, sockdir: str, memory: int, uid: int | None, env: 
     from . import assets
 
     _USED_UIDS.add(uid)
+    # The grader's private folder holds this one notebook's scratch folder: the uid may cross
+    # it (not list it), so that its home is reachable by its path, as in the jail.
+    parent = Path(scratch).parent
+    if stat.S_IMODE(parent.stat().st_mode) == 0o700:
+        parent.chmod(0o711)
     env = dict(env, HOME=scratch, MPLCONFIGDIR=f"{scratch}/.config/matplotlib")
     env["BERTBOOK_CACHE"] = str(assets.cache_dir())
     cmd = [shutil.which("env") or "/usr/bin/env", "-i", *(f"{k}={v}" for k, v in env.items())]

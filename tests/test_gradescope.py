@@ -282,6 +282,8 @@ sys.__stdout__.write(json.dumps(fake) + "\\n")
 """,
 }
 HONEST_PART = """
+import pathlib
+pathlib.Path(os.environ["HOME"], "notes.txt").write_text("mine")  # its own home, by its path
 if os.geteuid() != 0:
     def causal_mask(T):
         return torch.ones(T, T, dtype=torch.bool).tril()
@@ -393,12 +395,13 @@ def test_a_grader_fault_fails_loudly_and_leaves_no_results(fake_root, monkeypatc
     assert "not the student's fault" in capsys.readouterr().err
 
 
-def test_user_command_drops_to_the_uid_with_limits():
-    cmd = gradescope.user_command("/s", "/k", 123, 61000, {"PATH": "/bin"})
-    assert cmd[1] == "-i" and "HOME=/s" in cmd and cmd[-1] == "--"
-    assert "--uid=61000" in cmd and "--memory=123" in cmd and "--home=/s" in cmd
+def test_user_command_drops_to_the_uid_with_limits(tmp_path):
+    s = str(tmp_path / "s")
+    cmd = gradescope.user_command(s, "/k", 123, 61000, {"PATH": "/bin"})
+    assert cmd[1] == "-i" and f"HOME={s}" in cmd and cmd[-1] == "--"
+    assert "--uid=61000" in cmd and "--memory=123" in cmd and f"--home={s}" in cmd
     with pytest.raises(gradescope.GraderFault):
-        gradescope.user_command("/s", "/k", 123, None, {})
+        gradescope.user_command(s, "/k", 123, None, {})
 
 
 def test_find_notebook_skips_checkpoints_and_what_macos_adds(tmp_path):
