@@ -122,6 +122,7 @@ def autograder(tmp_path_factory):
         shutil.copy2(root / "source" / "run_autograder", root / "run_autograder")
         (root / "submission").mkdir()
         (root / "results").mkdir()
+        (root / "results").chmod(0o777)  # as open as a harness might leave it: the grader closes it
         py = _python_for_setup()
         site = sysconfig.get_path("purelib")
         env = {
@@ -252,7 +253,7 @@ HOSTILE = {
     "writes results.json": """
 import json, os
 fake = {{"score": 100.0, "tests": [{{"name": "q1", "score": 100.0, "max_score": 1.0}}]}}
-for path in [{results!r}]:
+for path in [{results!r}, {results!r} + ".planted"]:
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "w") as f:
@@ -311,6 +312,7 @@ def _assert_honest(autograder, attacks: list[str], mode: str) -> None:
     assert scores == {"q1": 0.0, "q2": 0.0, "q3": 0.0, "q4": 2.0}, (mode, res["output"])
     assert res["score"] == 2.0
     assert [_tree_hash(t) for t in trees] == before, mode
+    assert [p.name for p in (root / "results").iterdir()] == ["results.json"], mode
     assert not Path("/autograder/results/results.json").exists() or root == Path("/autograder")
 
 
