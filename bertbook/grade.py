@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import dataclasses
 import json
 import os
 import queue
@@ -281,10 +282,10 @@ class Settings:
 
 def _run_notebook(sub: Submission, prepared: list[Prepared], settings: Settings, uid) -> Report:
     report = Report(sub.path, sub.exercise, [], student=sub.student, seed=settings.seed)
-    report.sandbox = "bubblewrap" if settings.jail else "none"
+    report.sandbox = sandbox_name(settings.jail)
     jail = None
     if settings.jail is not None:
-        jail = Jail(settings.jail.memory, uid, settings.jail.hide)
+        jail = dataclasses.replace(settings.jail, uid=uid)
     with Kernel(cwd=str(sub.copy.parent), jail=jail) as box:
         deadline = time.monotonic() + settings.notebook_timeout
         box.deadline = deadline  # replays after a restart cannot extend it
@@ -327,7 +328,7 @@ def grade_submission(
             student=sub.student,
             status=f"{GRADER_ERROR}: {str(err)[:400]}",
             seed=settings.seed,
-            sandbox="bubblewrap" if settings.jail else "none",
+            sandbox=sandbox_name(settings.jail),
         )
     except Exception as err:
         zero = [_not_defined(p.question, "not graded") for p in prepared]
@@ -338,6 +339,13 @@ def grade_submission(
     if sub.flag and report.status == "graded":
         report.status = sub.flag
     return report
+
+
+def sandbox_name(jail: Jail | None) -> str:
+    """What confined the kernels, as the outputs say it."""
+    if jail is None:
+        return "none"
+    return "bubblewrap" if jail.launcher is None else "unprivileged user"
 
 
 # -- a run ---------------------------------------------------------------------------------------
@@ -361,7 +369,7 @@ class Run:
         root = os.geteuid() == 0 and jail is not None
         with sandbox.Uids(self.jobs if root else 0) as uids:
             if jail is not None and self.settings.probe:
-                why = sandbox.probe(jail.memory, uids[0] if uids else None)
+                why = sandbox.probe(jail.memory, uids[0] if uids else None, jail.launcher)
                 if why is not None:
                     raise sandbox.Unavailable(why)
             return self._execute(uids or [None] * self.jobs)
@@ -488,12 +496,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bertbook.grade", description=__doc__.split("\n\n")[0]
     )
-    parser.add_argument("notebooks", nargs="+", help="exercise notebooks or folders of them")
+    parser.add_argument("notebooks", nargs="*", help="exercise notebooks or folders of them")
     parser.add_argument("--csv", help="gradebook: one row per student, a total per exercise")
     parser.add_argument("--json", help="every notebook's results, as a list")
     parser.add_argument("--canvas", help="Canvas gradebook import file (with --roster for its ids)")
     parser.add_argument("--gradescope", help="Gradescope results.json (one notebook)")
     parser.add_argument("--roster", help="CSV mapping student ids to LMS identifiers")
+    parser.add_argument("--feedback", metavar="DIR", help="one HTML feedback file per notebook")
+    parser.add_argument(
+        "--make-gradescope", metavar="EXERCISE", help="write the Gradescope autograder zip"
+    )
+    parser.add_argument("-o", "--output", help="the zip's path (default autograder.zip)")
     parser.add_argument(
         "-j", "--jobs", type=int, default=os.cpu_count() or 1, help="notebooks at once"
     )
@@ -512,6 +525,12 @@ def main(argv: list[str] | None = None) -> int:
         "--notebook-timeout", type=float, default=900, help="seconds per notebook (default 900)"
     )
     args = parser.parse_args(argv)
+    if args.make_gradescope:
+        from .gradescope import make_cli
+
+        return make_cli(args.make_gradescope, args.output or "autograder.zip", args.memory)
+    if not args.notebooks:
+        parser.error("give notebooks or folders to grade (or --make-gradescope EXERCISE)")
     try:
         memory = sandbox.parse_size(args.memory)
         found = _expand(args.notebooks)
@@ -560,6 +579,16 @@ def main(argv: list[str] | None = None) -> int:
     for line in run.warnings:
         print(escape.text(line), file=sys.stderr)
     outputs.write(reports)
+    if args.feedback:
+        from . import feedback
+
+        try:  # like every other output: a failure is reported, the run's results stay
+            feedback.write(reports, args.feedback, meta)
+        except Exception as err:
+            print(
+                escape.text(f"error: feedback not written ({type(err).__name__}: {err})"),
+                file=sys.stderr,
+            )
     _summary(outputs, reports)
     again = [r.path for r in reports if r.grader_error]
     if again:

@@ -18,6 +18,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import zmq
@@ -55,6 +56,9 @@ class Jail:
     memory: int = 2 * 1024**3
     uid: int | None = None
     hide: tuple[str, ...] = ()
+    # What builds the command prefix (``sandbox.bwrap_command``'s arguments): None is bubblewrap;
+    # Gradescope's fallback, where a container forbids namespaces, runs the kernel as a uid.
+    launcher: Callable[..., list[str]] | None = None
 
 
 class StartError(RuntimeError):
@@ -170,7 +174,7 @@ class Kernel:
         km.connection_file = f"{self.sockdir}/kernel-{self.restarts}.json"
         km.jail_uid = self.jail.uid
         km.jail_prefix = [] if self.cgroup is None else self.cgroup.prefix()
-        km.jail_prefix += sandbox.bwrap_command(
+        km.jail_prefix += (self.jail.launcher or sandbox.bwrap_command)(
             self.cwd,
             self.sockdir,
             self.jail.memory,

@@ -71,11 +71,12 @@ def unavailable_reason() -> str | None:
     return None
 
 
-def probe(memory: int = 2 * 1024**3, uid: int | None = None) -> str | None:
+def probe(memory: int = 2 * 1024**3, uid: int | None = None, launcher=None) -> str | None:
     """None when a kernel starts in the jail, with this memory limit and uid, and answers a
     request that imports what grading imports; else one line: the jail's own message (bwrap's
-    and the kernel's stderr) and the fix. What ``grade`` runs before its first notebook."""
-    why = unavailable_reason()
+    and the kernel's stderr) and the fix. What ``grade`` runs before its first notebook.
+    ``launcher``: another command prefix than bubblewrap's (``kernel.Jail.launcher``)."""
+    why = unavailable_reason() if launcher is None else None
     if why is not None:
         return f"{why}; or grade with --no-sandbox"
     from . import wire
@@ -83,7 +84,7 @@ def probe(memory: int = 2 * 1024**3, uid: int | None = None) -> str | None:
 
     request = "__import__('bertbook').__name__ + ' ' + str(__import__('os').getuid())"
     try:
-        with Kernel(jail=Jail(memory, uid), startup_timeout=120) as box:
+        with Kernel(jail=Jail(memory, uid, launcher=launcher), startup_timeout=120) as box:
             box.define(wire.KERNEL_HELPERS)
             status, text = box.evaluate(request, timeout=120)
     except (StartError, RuntimeError, OSError) as err:
