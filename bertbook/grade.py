@@ -409,7 +409,14 @@ class Run:
                 return report
 
             with concurrent.futures.ThreadPoolExecutor(self.jobs) as pool:
-                list(pool.map(work, subs))
+                # one future per notebook: an error in one is that notebook's, never the run's
+                futures = {pool.submit(work, sub): sub for sub in subs}
+                for done in concurrent.futures.as_completed(futures):
+                    if done.exception() is not None:
+                        err = done.exception()
+                        self.warnings.append(
+                            f"warning: {futures[done].path}: not graded ({type(err).__name__})"
+                        )
         order = {s: i for i, s in enumerate(str(p) for p, _ in self.found)}
         return sorted(self.reports, key=lambda r: order.get(r.path, 0))
 
