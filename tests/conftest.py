@@ -3,25 +3,60 @@
 * nbval's executions log their glued numbers to ``_build/glue-nbval.jsonl`` (see
   ``bertbook.glue``), and the tests of the built book run last, so that
   ``test_determinism.py`` can compare the nbval execution with the book build's.
+* The same kernels record the size of every text of every figure they display (an IPython
+  start-up file installs ``bertbook.figure_text``'s recorder; each record names the notebook
+  cell nbval was running) into ``_build/figure-text.jsonl``; ``test_figure_text.py`` runs last
+  and checks that every text is at least 8 pt at the book's content width.
 * ``built_book`` gives the path of ``_build/html``; tests that need it skip when the book has
   not been built, unless ``BERTBOOK_REQUIRE_BOOK=1`` (set by CI), where they fail instead.
 """
 
+import json
 import os
 from pathlib import Path
 
 import pytest
 
+from bertbook import figure_text
+
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "_build"
 GLUE_LOG = BUILD / "glue-nbval.jsonl"
-LAST = ("test_determinism.py", "test_book_html.py")
+FIGURE_LOG = BUILD / "figure-text.jsonl"
+FIGURE_CELL = BUILD / "figure-text-cell.json"  # the notebook cell nbval is running
+IPYTHONDIR = BUILD / "ipython"  # nbval's kernels' IPython profile: the start-up file only
+LAST = ("test_determinism.py", "test_figure_text.py", "test_book_html.py")
+NOTEBOOKS_RUN: set[str] = set()  # the notebooks nbval ran in this session
 
 
 def pytest_configure(config):
     BUILD.mkdir(exist_ok=True)
     GLUE_LOG.write_text("")
     os.environ["BERTBOOK_GLUE_LOG"] = str(GLUE_LOG)  # inherited by nbval's kernels
+    FIGURE_LOG.write_text("")
+    FIGURE_CELL.unlink(missing_ok=True)
+    startup = IPYTHONDIR / "profile_default" / "startup"
+    startup.mkdir(parents=True, exist_ok=True)
+    (startup / "00-bertbook-figure-text.py").write_text(figure_text.startup_file())
+    os.environ.update(
+        IPYTHONDIR=str(IPYTHONDIR),
+        BERTBOOK_FIGURE_LOG=str(FIGURE_LOG),
+        BERTBOOK_FIGURE_CELL=str(FIGURE_CELL),
+    )
+    # A hook of this file sees only the items under tests/: nbval's are under book/ and
+    # solutions/, so the hooks that watch them are a plugin of the whole session.
+    config.pluginmanager.register(NbvalWatcher(), "bertbook-nbval-watcher")
+
+
+class NbvalWatcher:
+    @pytest.hookimpl
+    def pytest_runtest_setup(self, item):
+        if type(item).__name__ != "IPyNbCell":
+            return
+        notebook = Path(str(item.fspath)).relative_to(ROOT).as_posix()
+        NOTEBOOKS_RUN.add(notebook)
+        tags = item.cell.get("metadata", {}).get("tags", [])
+        FIGURE_CELL.write_text(json.dumps({"notebook": notebook, "cell": item.name, "tags": tags}))
 
 
 def pytest_collection_modifyitems(session, config, items):
