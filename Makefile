@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: book pdf test test-latest test-oldest test-latest-chapters install clean
+.PHONY: book pdf test test-latest test-oldest test-latest-chapters resources install clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ test-latest test-oldest: install
 # .github/workflows/newest.yml, which also floats torch to its newest CPU build).
 test-latest-chapters: install
 	scripts/test_versions.sh latest --chapters
+
+# Every chapter executed once: wall time and peak memory (kernel and its processes) against
+# the budgets of bertbook/resources.py. CHAPTERS="04_bert 05_distilbert" for some only.
+resources: install
+	$(BIN)/python benchmarks/chapter_resources.py $(CHAPTERS)
 
 clean:
 	rm -rf _build

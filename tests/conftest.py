@@ -25,8 +25,14 @@ GLUE_LOG = BUILD / "glue-nbval.jsonl"
 FIGURE_LOG = BUILD / "figure-text.jsonl"
 FIGURE_CELL = BUILD / "figure-text-cell.json"  # the notebook cell nbval is running
 IPYTHONDIR = BUILD / "ipython"  # nbval's kernels' IPython profile: the start-up file only
-LAST = ("test_determinism.py", "test_figure_text.py", "test_book_html.py")
+LAST = (
+    "test_determinism.py",
+    "test_figure_text.py",
+    "test_chapter_memory.py",
+    "test_book_html.py",
+)
 NOTEBOOKS_RUN: set[str] = set()  # the notebooks nbval ran in this session
+NOTEBOOK_PEAKS: dict[str, int] = {}  # peak resident bytes of each one's kernel and its processes
 
 
 def pytest_configure(config):
@@ -49,14 +55,42 @@ def pytest_configure(config):
 
 
 class NbvalWatcher:
-    @pytest.hookimpl
+    """Tells each nbval kernel which cell runs (for the figure recorder) and samples the
+    resident memory of each notebook's kernel and its processes (``NOTEBOOK_PEAKS``)."""
+
+    def __init__(self):
+        self.sampler = None
+
+    @pytest.hookimpl(trylast=True)  # after the runner's setup, which starts the kernel
     def pytest_runtest_setup(self, item):
         if type(item).__name__ != "IPyNbCell":
             return
         notebook = Path(str(item.fspath)).relative_to(ROOT).as_posix()
-        NOTEBOOKS_RUN.add(notebook)
+        if notebook not in NOTEBOOKS_RUN:
+            NOTEBOOKS_RUN.add(notebook)
+            self.sampler = self._sample(item)
         tags = item.cell.get("metadata", {}).get("tags", [])
         FIGURE_CELL.write_text(json.dumps({"notebook": notebook, "cell": item.name, "tags": tags}))
+
+    @staticmethod
+    def _sample(item):
+        try:
+            from bertbook.resources import PeakMemory
+
+            pid = item.parent.kernel.km.provisioner.pid
+            return PeakMemory(pid).start()
+        except Exception as error:  # noqa: BLE001 - no psutil, another nbval: said, not fatal
+            print(f"not sampling the memory of {item.fspath}: {error!r}")
+            return None
+
+    @pytest.hookimpl(tryfirst=True)  # before the last cell's teardown stops the kernel
+    def pytest_runtest_teardown(self, item, nextitem):
+        if type(item).__name__ != "IPyNbCell" or self.sampler is None:
+            return
+        if nextitem is None or nextitem.parent is not item.parent:
+            notebook = Path(str(item.fspath)).relative_to(ROOT).as_posix()
+            NOTEBOOK_PEAKS[notebook] = self.sampler.stop()
+            self.sampler = None
 
 
 def pytest_collection_modifyitems(session, config, items):
