@@ -10,8 +10,17 @@ BIN     = $(VENV)/bin
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
 
-install: $(BIN)/activate
-	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements.txt -e .
+# Installed once per change of the requirements (every target below depends on it: a no-op pip
+# install of the requirements still took minutes, building the editable package each time).
+# torch with pip, which honours the machine's or CI's index for its CPU build; then uv installs
+# the rest in parallel (it keeps the torch already there, which satisfies the pin).
+$(VENV)/.installed: requirements.txt pyproject.toml | $(BIN)/activate
+	$(BIN)/python -m pip install -q --disable-pip-version-check \
+	  "$$(grep -i '^torch==' requirements.txt)" "$$(grep -i '^uv==' requirements.txt)"
+	$(BIN)/uv pip install -q --python $(BIN)/python -r requirements.txt -e .
+	touch $@
+
+install: $(VENV)/.installed
 	$(BIN)/python -m bertbook.assets fetch
 
 # Build the whole book into _build/html, executing every chapter (warnings are errors).

@@ -75,7 +75,10 @@ def _fails(fn, case) -> str:
     MISTAKES,
     ids=[f"{_qid(e, q)}/{m.name}" for e, q, m in MISTAKES],
 )
-def test_every_mistake_scores_below_full_marks(exercise, q, mistake):
+def test_every_mistake_scores_below_full_marks_and_is_named(exercise, q, mistake):
+    """Below full marks; and the feedback names the mistake on every case where its result (or
+    the error it raises) differs from the reference, and names another mistake there only if
+    that one gives the same result on the case."""
     for seed in SEEDS:
         result = run_local(q, mistake.fn, seed=seed)
         if result.points == q.points:
@@ -83,6 +86,19 @@ def test_every_mistake_scores_below_full_marks(exercise, q, mistake):
             if "dtype" in verdicts:
                 pytest.xfail("needs checks.compare strict on boolean arrays")
         assert result.points < q.points, f"seed {seed}: {mistake.says} gets full marks"
+        cases = {c.name: c for c in q.cases(case_rng(seed, q.exercise, q.id))}  # run_local's
+        for name, why in result.failed:
+            assert f"what {mistake.says} gives" in why, f"seed {seed}, {name}: {why}"
+            others = [m for m in q.mistakes if m is not mistake and f"what {m.says} gives" in why]
+            if not others:
+                continue
+            got, err = _call(mistake.fn, cases[name])
+            for other in others:
+                other_got, other_err = _call(other.fn, cases[name])
+                if err is not None or other_err is not None:
+                    assert repr(err) == repr(other_err), (other.name, why)
+                else:
+                    assert compare(other_got, got, 1e-5, 1e-4) is None, (other.name, why)
 
 
 @pytest.mark.parametrize("exercise, q", QUESTIONS, ids=[_qid(e, q) for e, q in QUESTIONS])
@@ -178,32 +194,6 @@ def test_cases_are_the_same_for_the_same_seed(exercise, q):
         for a, b in zip(first, again):
             assert wire.encode(a.args) == wire.encode(b.args), (seed, a.name)
             assert wire.encode(a.expected) == wire.encode(b.expected), (seed, a.name)
-
-
-@pytest.mark.parametrize(
-    "exercise, q, mistake",
-    MISTAKES,
-    ids=[f"{_qid(e, q)}/{m.name}" for e, q, m in MISTAKES],
-)
-def test_feedback_names_each_mistake_where_it_differs_from_the_reference(exercise, q, mistake):
-    """The answer that makes a listed mistake is told so on every case where its result (or the
-    error it raises) differs from the reference; every other mistake named there gives the same
-    result on that case."""
-    for seed in SEEDS:
-        cases = {c.name: c for c in q.cases(case_rng(seed, q.exercise, q.id))}  # run_local's
-        result = run_local(q, mistake.fn, seed=seed)
-        assert result.failed, f"seed {seed}: {mistake.says} fails no case"
-        for name, why in result.failed:
-            assert f"what {mistake.says} gives" in why, f"seed {seed}, {name}: {why}"
-            got, err = _call(mistake.fn, cases[name])
-            for other in q.mistakes:
-                if other is mistake or other.says not in why:
-                    continue
-                other_got, other_err = _call(other.fn, cases[name])
-                if err is not None or other_err is not None:
-                    assert repr(err) == repr(other_err), (other.name, why)
-                else:
-                    assert compare(other_got, got, 1e-5, 1e-4) is None, (other.name, why)
 
 
 def _question(exercise, qid):
