@@ -108,7 +108,8 @@ def _patch_canvas(log: str, cell_file: str | None) -> None:
         return
 
     def print_figure(self, filename, *args, **kwargs):
-        if not (isinstance(filename, io.BytesIO) and kwargs.get("format") == "png"):
+        watched = cell_file is None or os.path.exists(cell_file)  # no cell running: not ours
+        if not (watched and isinstance(filename, io.BytesIO) and kwargs.get("format") == "png"):
             return original(self, filename, *args, **kwargs)  # a file, not a display
         with drawn_texts() as texts:
             result = original(self, filename, *args, **kwargs)

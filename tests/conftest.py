@@ -85,12 +85,14 @@ class NbvalWatcher:
 
     @pytest.hookimpl(tryfirst=True)  # before the last cell's teardown stops the kernel
     def pytest_runtest_teardown(self, item, nextitem):
-        if type(item).__name__ != "IPyNbCell" or self.sampler is None:
+        if type(item).__name__ != "IPyNbCell":
             return
         if nextitem is None or nextitem.parent is not item.parent:
-            notebook = Path(str(item.fspath)).relative_to(ROOT).as_posix()
-            NOTEBOOK_PEAKS[notebook] = self.sampler.stop()
-            self.sampler = None
+            FIGURE_CELL.unlink(missing_ok=True)  # kernels of other tests record nothing
+            if self.sampler is not None:
+                notebook = Path(str(item.fspath)).relative_to(ROOT).as_posix()
+                NOTEBOOK_PEAKS[notebook] = self.sampler.stop()
+                self.sampler = None
 
 
 def pytest_collection_modifyitems(session, config, items):

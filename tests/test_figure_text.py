@@ -17,7 +17,9 @@ def test_every_displayed_figure_has_texts_of_at_least_8_pt():
     records = [json.loads(line) for line in FIGURE_LOG.read_text().splitlines()]
     assert records, f"no figure recorded while nbval ran {sorted(NOTEBOOKS_RUN)}"
     lines = figure_text.report(records)
-    assert not lines, f"{len(lines)} texts below 8 pt on the page:\n" + "\n".join(lines)
+    assert not lines, f"{len(lines)} figures with texts below 8 pt on the page:\n" + "\n".join(
+        lines
+    )
 
 
 def test_the_size_on_the_page():
