@@ -5,13 +5,22 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: book pdf test test-latest test-oldest test-latest-chapters test-grader-layout install clean
+.PHONY: book pdf test test-latest test-oldest test-latest-chapters test-grader-layout resources install clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
 
-install: $(BIN)/activate
-	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements.txt -e .
+# Installed once per change of the requirements (every target below depends on it: a no-op pip
+# install of the requirements still took minutes, building the editable package each time).
+# torch with pip, which honours the machine's or CI's index for its CPU build; then uv installs
+# the rest in parallel (it keeps the torch already there, which satisfies the pin).
+$(VENV)/.installed: requirements.txt pyproject.toml | $(BIN)/activate
+	$(BIN)/python -m pip install -q --disable-pip-version-check \
+	  "$$(grep -i '^torch==' requirements.txt)" "$$(grep -i '^uv==' requirements.txt)"
+	$(BIN)/uv pip install -q --python $(BIN)/python -r requirements.txt -e .
+	touch $@
+
+install: $(VENV)/.installed
 	$(BIN)/python -m bertbook.assets fetch
 
 # Build the whole book into _build/html, executing every chapter (warnings are errors).
@@ -43,6 +52,11 @@ test-latest-chapters: install
 # whose name has a space and a non-ASCII letter (a second layout; .ci/run runs it).
 test-grader-layout: install
 	scripts/test_grader_layout.sh
+
+# Every chapter executed once: wall time and peak memory (kernel and its processes) against
+# the budgets of bertbook/resources.py. CHAPTERS="04_bert 05_distilbert" for some only.
+resources: install
+	$(BIN)/python benchmarks/chapter_resources.py $(CHAPTERS)
 
 clean:
 	rm -rf _build

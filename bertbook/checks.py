@@ -15,6 +15,7 @@ import inspect
 import math
 import random
 import textwrap
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +33,8 @@ class Case:
     # The edge of the task this case guards, as the chapter names it, for a case that no listed
     # mistake fails (e.g. "an empty input"); empty for a case that catches a listed mistake.
     edge: str = ""
+    # The result must be a Python number, as the question asks (a 0-d tensor is not one).
+    python_number: bool = False
 
 
 @dataclass
@@ -60,6 +63,17 @@ class Question:
     # or just "scaled_dot_product_attention"); an answer that makes one scores 0 on the question.
     forbidden: tuple[str, ...] = ()
     exercise: str = ""  # filled in by questions_for
+    # What each item of a tuple result is, e.g. ("inputs", "labels"): feedback says
+    # "result[1] (the labels)" rather than a bare index.
+    returns: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Raised:
+    """What a listed mistake raises on a case ("RuntimeError: ..."): a student's answer that
+    raises the same is named as that mistake."""
+
+    error: str
 
 
 @dataclass
@@ -86,8 +100,8 @@ def prepare(question: Question, seed: int) -> Prepared:
         for mistake in question.mistakes:
             try:  # on copies: a mistake that edits its inputs must not change the case
                 values.append((mistake, mistake.fn(*wire.decode(wire.encode(case.args)))))
-            except Exception:
-                pass  # a mistake that raises is told apart by the raise itself
+            except Exception as err:  # named when an answer raises the same error
+                values.append((mistake, Raised(f"{type(err).__name__}: {err}")))
         per_case.append(values)
     return Prepared(question, cases, per_case)
 
@@ -176,7 +190,7 @@ def compare(expected, got, atol: float, rtol: float, where: str = "result") -> s
                     f"{where}: {bad} of {close.size} values differ "
                     "(an infinity where the reference has a number, or the reverse)"
                 )
-            diff = np.abs(got_f - exp_f)[finite].max()
+            diff = np.abs(got_f[finite] - exp_f[finite]).max()  # inf - inf would warn
             note = ""
             exp_dtype = str(getattr(expected, "dtype", exp_arr.dtype)).replace("torch.", "")
             if got_dtype != exp_dtype:
@@ -221,15 +235,53 @@ def compare(expected, got, atol: float, rtol: float, where: str = "result") -> s
     return None if got == expected else f"{where}: expected {expected!r}, got {got!r}"
 
 
-def name_mistake(mistake_values: list[tuple[Mistake, Any]], got, case: Case) -> str:
-    """' (this is what <a listed mistake> gives)' when got equals that mistake's value."""
+def matching_mistakes(mistake_values: list[tuple[Mistake, Any]], got, case: Case) -> list[Mistake]:
+    """The listed mistakes whose output on this case ``got`` equals: the same value, or the same
+    error when ``got`` is a ``Raised``."""
+    found = []
     for mistake, value in mistake_values:
+        if isinstance(value, Raised) or isinstance(got, Raised):
+            # The grader's kernel reports at most 300 characters of an error.
+            if (
+                isinstance(value, Raised)
+                and isinstance(got, Raised)
+                and got.error[:300] == value.error[:300]
+            ):
+                found.append(mistake)
+            continue
         try:
             if compare(value, got, case.atol, case.rtol) is None:
-                return f" (this is what {mistake.says} gives)"
+                found.append(mistake)
         except Exception:
             continue
-    return ""
+    return found
+
+
+def name_mistake(mistakes: list[Mistake]) -> str:
+    """' (this is what <mistake> gives)', naming every one of ``mistakes``; '' for none."""
+    if not mistakes:
+        return ""
+    return " (this is what " + " gives, and what ".join(m.says for m in mistakes) + " gives)"
+
+
+def _number_type(case: Case, got) -> str | None:
+    """Why ``got`` is not the Python number a ``python_number`` case asks for, or None."""
+    import numpy as np
+
+    if not case.python_number or isinstance(got, (int, float, np.number)):
+        return None
+    kind = type(got).__name__
+    return f"result: the question asks for a Python float, got a {kind} (.item() gives the float)"
+
+
+def _name_parts(question: Question, why: str) -> str:
+    """'result[1]: ...' -> 'result[1] (the labels): ...' when the question names its parts."""
+    if not question.returns or not why.startswith("result["):
+        return why
+    index, rest = why[len("result[") :].split("]", 1)
+    if not index.isdigit() or int(index) >= len(question.returns):
+        return why
+    return f"result[{index}] (the {question.returns[int(index)]}){rest}"
 
 
 def score(
@@ -242,20 +294,33 @@ def score(
     Each case is worth an equal share of the points (partial credit). A wrong value that equals
     what a listed mistake returns is named in the feedback."""
     result = Result(question.id, 0.0, question.points)
-    for i, (case, status, value) in enumerate(outcomes):
+    verdicts = []  # (case, why or None, what the answer gave: a value or a Raised)
+    for case, status, value in outcomes:
         if status == "error":
-            why = value
-        else:
-            try:
-                why = compare(case.expected, value, case.atol, case.rtol)
-            except Exception as err:  # a value compare cannot take: a wrong answer, not a crash
-                why = f"result: cannot be compared ({type(err).__name__})"
-            if why is not None and mistake_values:
-                why += name_mistake(mistake_values[i], value, case)
+            got = Raised(value[len("raised ") :]) if value.startswith("raised ") else None
+            verdicts.append((case, value, got))
+            continue
+        try:
+            why = _number_type(case, value) or compare(case.expected, value, case.atol, case.rtol)
+        except Exception as err:  # a value compare cannot take: a wrong answer, not a crash
+            why = f"result: cannot be compared ({type(err).__name__})"
+        verdicts.append((case, why if why is None else _name_parts(question, why), value))
+    # A mistake is named on a case only where the answer's result equals that mistake's. Where
+    # several mistakes give that result, the ones the answer agrees with on every case are
+    # named (a missing '##' and the shortest match both give ['[UNK]'] for some words).
+    matches = [
+        matching_mistakes(mistake_values[i], got, case)
+        if mistake_values and got is not None
+        else []
+        for i, (case, _, got) in enumerate(verdicts)
+    ]
+    everywhere = [m for m in question.mistakes if all(m in found for found in matches)]
+    for (case, why, _), found in zip(verdicts, matches):
         if why is None:
             result.passed.append(case.name)
-        else:
-            result.failed.append((case.name, why))
+            continue
+        named = [m for m in found if m in everywhere] or found
+        result.failed.append((case.name, why + name_mistake(named)))
     if outcomes:
         result.points = round(question.points * len(result.passed) / len(outcomes), 2)
     return result
@@ -328,7 +393,11 @@ def run_local(question: Question, fn: Callable, seed: int = 0) -> Result:
         broken = forbidden_calls(source, question.forbidden)
         if broken:
             return rule_result(question, broken)
-    prepared = prepare(question, seed)
+    with warnings.catch_warnings():
+        # Cases that import transformers import tqdm.auto, which warns in a notebook without
+        # ipywidgets ("IProgress not found"): noise in feedback, not about the answer.
+        warnings.filterwarnings("ignore", message="IProgress not found")
+        prepared = prepare(question, seed)
     outcomes = []
     called: list[str] = []  # forbidden functions reached at run time, as the grader records
     for case in prepared.cases:

@@ -40,8 +40,17 @@ def tint(color: str, amount: float = 0.75) -> str:
     return "#" + "".join(f"{c:02x}" for c in mixed)
 
 
+# The widest figure the book shows at its natural size (its content column is 720 CSS px;
+# bertbook.figure_text): a diagram no wider keeps its texts' sizes on the page, and every text
+# is at least MIN_FONT pt. A wider figure would be scaled down, and its texts with it.
+MAX_WIDTH_IN = 7.2
+MIN_FONT = 8
+
+
 def canvas(width: float, height: float, scale: float = 0.9):
-    """A figure and axes for a diagram: no axes drawn, equal aspect, a white card."""
+    """A figure and axes for a diagram: no axes drawn, equal aspect, a white card, at most
+    ``MAX_WIDTH_IN`` wide (``scale`` inches per unit, less for a wide diagram)."""
+    scale = min(scale, MAX_WIDTH_IN / width)
     fig, ax = plt.subplots(figsize=(width * scale, height * scale))
     fig.patch.set_facecolor(PAPER)
     ax.set_facecolor(PAPER)
@@ -150,17 +159,17 @@ def bert_input_embeddings(tokens, segments):
     and a position embedding. ``tokens``: the token strings, ``segments``: 0 or 1 for each."""
     n = len(tokens)
     w, step, left = 0.92, 1.0, 2.2
-    fig, ax = canvas(left + n * step + 0.3, 5.8, scale=0.72)
-    rows = [("token", "orange", lambda i: f"E[{tokens[i]}]"),
+    fig, ax = canvas(left + n * step + 0.3, 5.1, scale=0.72)
+    # The token row names each token (its embedding is E[token]): room for the word itself.
+    rows = [("token E[·]", "orange", lambda i: tokens[i]),
             ("segment", None, lambda i: f"E_{'AB'[segments[i]]}"),
             ("position", "grey", lambda i: f"E_{i}")]  # fmt: skip
-    for i, word in enumerate(tokens):
+    for i in range(n):
         x = left + i * step
-        label(ax, x + w / 2, 5.35, word, fontsize=10, weight="bold")
         for r, (_, color, text) in enumerate(rows):
             y = 4.2 - r * 1.05
             color = color or ("green" if segments[i] == 0 else "sky")
-            box(ax, x, y, w, 0.62, text(i), color=color, fontsize=7)
+            box(ax, x, y, w, 0.62, text(i), color=color, fontsize=8)
             if r < 2:
                 label(ax, x + w / 2, y - 0.22, "+", fontsize=11, color=MUTED)
         box(ax, x, 0.85, w, 0.55, f"x_{i}", color="blue", fontsize=8)
@@ -177,36 +186,38 @@ def mlm_masking(tokens, chosen, replaced):
     """Chapter 4: BERT's masking on one sentence. ``chosen``: the positions picked (15%),
     ``replaced``: {position: what the model reads there} ([MASK] or a random token; a chosen
     position not in it is left unchanged). Labels hold the original token at chosen positions."""
-    n, w, step, left = len(tokens), 0.95, 1.05, 2.3
-    fig, ax = canvas(left + n * step + 3.6, 4.4, scale=0.72)
-    for i, word in enumerate(tokens):
-        x = left + i * step
+    left, gap, o = 2.3, 0.1, 1.3  # o: room below the rows for the legend
+    shown = [replaced.get(i, word) for i, word in enumerate(tokens)]
+    # Each column as wide as its longest word, so that 8-pt text fits a page-wide figure.
+    widths = [0.35 + 0.14 * max(len(a), len(b)) for a, b in zip(tokens, shown)]
+    fig, ax = canvas(left + sum(widths) + gap * len(tokens) + 0.2, 3.9 + o, scale=0.72)
+    x = left
+    for i, (word, w) in enumerate(zip(tokens, widths)):
         special = word.startswith("[") and word.endswith("]")
-        box(ax, x, 3.3, w, 0.55, word, color="grey" if special else "sky", fontsize=9)
+        box(ax, x, 2.7 + o, w, 0.55, word, color="grey" if special else "sky", fontsize=8)
         picked = i in chosen
-        seen = replaced.get(i, word)
+        seen = shown[i]
         color = (
             ("orange" if seen == "[MASK]" else "purple" if seen != word else "green")
             if picked
             else "grey"
         )
-        box(ax, x, 1.95, w, 0.55, seen, color=color, fontsize=9, bold=picked)
-        box(ax, x, 0.6, w, 0.55, word if picked else "–", color="yellow" if picked else "grey",
-            fontsize=9, dashed=not picked)  # fmt: skip
+        box(ax, x, 1.35 + o, w, 0.55, seen, color=color, fontsize=8, bold=picked)
+        box(ax, x, o, w, 0.55, word if picked else "–", color="yellow" if picked else "grey",
+            fontsize=8, dashed=not picked)  # fmt: skip
         if picked:
-            arrow(ax, (x + w / 2, 3.28), (x + w / 2, 2.52), color=INK, width=1.0)
-    for y, name in [(3.57, "text"), (2.22, "model reads"), (0.87, "labels")]:
-        label(ax, left - 0.15, y, name, ha="right", fontsize=10)
-    legend = left + n * step + 0.25
-    label(ax, legend, 3.75, "15% of the positions are chosen\n(never [CLS], [SEP], [PAD])",
-          ha="left", fontsize=9)  # fmt: skip
-    for k, (text, color) in enumerate([("80%: [MASK]", "orange"), ("10%: a random token", "purple"),
-                                       ("10%: left unchanged", "green")]):  # fmt: skip
-        box(ax, legend, 2.55 - k * 0.52, 0.35, 0.35, "", color=color)
-        label(ax, legend + 0.5, 2.72 - k * 0.52, text, ha="left", fontsize=9)
-    label(
-        ax, legend, 0.87, "loss only where a label\nis given (– is ignored)", ha="left", fontsize=9
-    )
+            arrow(ax, (x + w / 2, 2.68 + o), (x + w / 2, 1.92 + o), color=INK, width=1.0)
+        x += w + gap
+    for y, name in [(2.97, "text"), (1.62, "model reads"), (0.27, "labels")]:
+        label(ax, left - 0.15, y + o, name, ha="right", fontsize=9)
+    label(ax, 0.2, 3.6 + o, "15% of the positions are chosen (never [CLS], [SEP], [PAD]); the "
+          "loss counts only where a label is given (– is ignored)", ha="left", fontsize=8)  # fmt: skip
+    x = left
+    for text, color in [("80%: [MASK]", "orange"), ("10%: a random token", "purple"),
+                        ("10%: left unchanged", "green")]:  # fmt: skip
+        box(ax, x, 0.3, 0.35, 0.35, "", color=color)
+        label(ax, x + 0.5, 0.47, text, ha="left", fontsize=8)
+        x += 0.75 + 0.13 * len(text)
     return fig
 
 
@@ -242,36 +253,40 @@ def classification_heads():
 def distillation(T=2.0, alpha=0.5):
     """Chapter 5: offline distillation. The teacher's logits, softened by the temperature T,
     are the soft target; the label is the hard target; the student's loss mixes the two."""
-    fig, ax = canvas(14.9, 7.3, scale=0.7)
+    # Five columns, each box as narrow as its 8-pt text allows (the figure fits the page).
+    xs, ws = [0.2, 2.2, 5.3, 7.8, 11.0], [1.5, 2.6, 1.9, 2.7, 2.3]
+    right = [x + w for x, w in zip(xs, ws)]
+    fig, ax = canvas(right[-1] + 0.2, 7.3, scale=0.7)
     o = 1.0  # room below for the gradient's path
-    box(ax, 0.2, 2.95 + o, 2.0, 0.8, "a sentence", color="grey", fontsize=10)
-    box(ax, 3.0, 4.6 + o, 2.8, 1.0, "teacher (6 layers)\nfine-tuned, frozen", color="blue",
-        fontsize=9)  # fmt: skip
-    box(ax, 3.0, 1.4 + o, 2.8, 1.0, "student (3 layers)\nfrom teacher's 0, 2, 4", color="green",
-        fontsize=9)  # fmt: skip
-    arrow(ax, (2.2, 3.55 + o), (3.0, 5.1 + o))
-    arrow(ax, (2.2, 3.15 + o), (3.0, 1.9 + o))
+    box(ax, xs[0], 2.95 + o, ws[0], 0.8, "a\nsentence", color="grey", fontsize=9)
+    box(ax, xs[1], 4.6 + o, ws[1], 1.0, "teacher (6 layers)\nfine-tuned, frozen", color="blue",
+        fontsize=8)  # fmt: skip
+    box(ax, xs[1], 1.4 + o, ws[1], 1.0, "student (3 layers)\nfrom teacher's\n0, 2, 4",
+        color="green", fontsize=8)  # fmt: skip
+    arrow(ax, (right[0], 3.55 + o), (xs[1], 5.1 + o))
+    arrow(ax, (right[0], 3.15 + o), (xs[1], 1.9 + o))
     for y, text in [(4.7, f"softmax(z / T)\nT = {T:g}"), (2.7, f"softmax(z / T)\nT = {T:g}"),
                     (0.7, "softmax(z)\nT = 1")]:  # fmt: skip
-        box(ax, 6.6, y + o, 2.0, 0.8, text, color="sky", fontsize=9)
-    arrow(ax, (5.8, 5.1 + o), (6.6, 5.1 + o))
-    label(ax, 6.2, 5.35 + o, "logits z", fontsize=8)
-    arrow(ax, (5.8, 2.1 + o), (6.6, 3.1 + o))
-    arrow(ax, (5.8, 1.7 + o), (6.6, 1.1 + o))
-    box(ax, 9.4, 3.5 + o, 2.4, 1.1, "soft loss\nT² · KL(teacher ‖ student)", color="orange",
+        box(ax, xs[2], y + o, ws[2], 0.8, text, color="sky", fontsize=8)
+    arrow(ax, (right[1], 5.1 + o), (xs[2], 5.1 + o))
+    label(ax, (right[1] + xs[2]) / 2, 5.75 + o, "logits z", fontsize=8)
+    arrow(ax, (right[1], 2.1 + o), (xs[2], 3.1 + o))
+    arrow(ax, (right[1], 1.7 + o), (xs[2], 1.1 + o))
+    box(ax, xs[3], 3.5 + o, ws[3], 1.1, "soft loss\nT² · KL(teacher\n‖ student)", color="orange",
         fontsize=8)  # fmt: skip
-    box(ax, 9.4, 0.6 + o, 2.4, 1.1, "hard loss\ncross-entropy with\nthe label y",
+    box(ax, xs[3], 0.6 + o, ws[3], 1.1, "hard loss\ncross-entropy\nwith the label y",
         color="purple", fontsize=8)  # fmt: skip
-    arrow(ax, (8.6, 5.1 + o), (9.4, 4.3 + o))
-    label(ax, 9.35, 4.95 + o, "soft target", ha="left", fontsize=8)
-    arrow(ax, (8.6, 3.1 + o), (9.4, 3.8 + o))
-    arrow(ax, (8.6, 1.1 + o), (9.4, 1.15 + o))
-    box(ax, 12.3, 2.05 + o, 2.4, 1.5, f"loss =\nα · soft + (1 − α) · hard\nα = {alpha:g}",
+    arrow(ax, (right[2], 5.1 + o), (xs[3], 4.3 + o))
+    label(ax, xs[3], 5.3 + o, "soft target", ha="left", fontsize=8)
+    arrow(ax, (right[2], 3.1 + o), (xs[3], 3.8 + o))
+    arrow(ax, (right[2], 1.1 + o), (xs[3], 1.15 + o))
+    box(ax, xs[4], 1.9 + o, ws[4], 1.8, f"loss =\nα · soft +\n(1 − α) · hard\nα = {alpha:g}",
         color="red", fontsize=8, bold=True)  # fmt: skip
-    arrow(ax, (11.8, 4.05 + o), (12.3, 3.3 + o))
-    arrow(ax, (11.8, 1.15 + o), (12.3, 2.3 + o))
-    arrow(ax, (13.5, 2.03 + o), (4.4, 1.38 + o), color="red", rad=-0.45)
-    label(ax, 8.7, 0.25, "the gradient reaches the student only", fontsize=8, color="red")
+    arrow(ax, (right[3], 4.05 + o), (xs[4], 3.3 + o))
+    arrow(ax, (right[3], 1.15 + o), (xs[4], 2.3 + o))
+    arrow(ax, (xs[4] + ws[4] / 2, 1.88 + o), (xs[1] + ws[1] / 2, 1.38 + o), color="red", rad=-0.45)
+    label(ax, (xs[1] + right[-1]) / 2, 0.25, "the gradient reaches the student only", fontsize=8,
+          color="red")  # fmt: skip
     return fig
 
 
@@ -311,7 +326,7 @@ def seq2seq_bottleneck(source, target):
             arrow(ax, (x - step + w, 1.85), (x, 1.85), color=INK, width=1.0)
     label(ax, left_dec + n_dec * step / 2, 3.9, "decoder: writes English, one word a step",
           fontsize=9)  # fmt: skip
-    label(ax, left_dec - 0.1, 0.6, "previous\nword", ha="right", fontsize=7, color=MUTED)
+    label(ax, left_dec - 0.1, 0.6, "previous\nword", ha="right", fontsize=8, color=MUTED)
     return fig
 
 
@@ -341,7 +356,7 @@ def attention_average(source, weights=None, output=None):
             share = float(weights[i])
             height = 0.04 + share
             ax.add_patch(plt.Rectangle((x + 0.2, 3.25), w - 0.4, height, color=COLORS["purple"]))
-            label(ax, centres[i], 3.25 + height + 0.14, f"{share:.2f}", fontsize=7)
+            label(ax, centres[i], 3.25 + height + 0.14, f"{share:.2f}", fontsize=8)
             top = 3.25 + height + 0.3
         arrow(ax, (centres[i], top), (mid, 5.3), color="purple", width=0.4 + 2.6 * share)
     box(ax, 0.15, 2.85, 1.9, 0.7, "decoder state s\n(after step i − 1)", color="green",
@@ -456,7 +471,7 @@ def kv_cache(words, n_prompt):
     n, cw, left = len(words), 1.25, 2.6
     steps = n - n_prompt + 1
     height = 1.25 + steps * 0.95 + 1.0
-    fig, ax = canvas(left + n * cw + 3.9, height, scale=0.72)
+    fig, ax = canvas(left + n * cw + 2.9, height, scale=0.72)
     top = height - 0.45
     for j, word in enumerate(words):
         label(ax, left + j * cw + cw / 2, top, repr(word), fontsize=9, weight="bold")
@@ -474,15 +489,15 @@ def kv_cache(words, n_prompt):
                     dashed=not computed)  # fmt: skip
         n_new = len(new)
         label(ax, left + n * cw + 0.2, y + 0.2,
-              f"computes {n_new} token{'s' if n_new > 1 else ''}, reads {seen - n_new} from cache"
-              if s else f"computes the prompt's {n_new} tokens", ha="left", fontsize=8)  # fmt: skip
-    y = 0.35
-    for k, (text, color, dashed) in enumerate([("query, computed this step", "orange", False),
-                                               ("key and value, computed", "green", False),
-                                               ("key and value, from the cache", "grey", True)]):  # fmt: skip
-        x = left + k * 3.4
+              f"computes {n_new} token{'s' if n_new > 1 else ''},\nreads {seen - n_new} from cache"
+              if s else f"computes the\nprompt's {n_new} tokens", ha="left", fontsize=8)  # fmt: skip
+    y, x = 0.35, 0.3
+    for text, color, dashed in [("query, computed this step", "orange", False),
+                                ("key and value, computed", "green", False),
+                                ("key and value, from the cache", "grey", True)]:  # fmt: skip
         box(ax, x, y, 0.34, 0.34, "", color=color, dashed=dashed)
         label(ax, x + 0.45, y + 0.17, text, ha="left", fontsize=8)
+        x += 1.0 + 0.17 * len(text)  # room for the 8-pt text
     return fig
 
 
@@ -501,7 +516,7 @@ def sampling_filters(probs, words, temperature=1.5, k=10, p=0.9):
     cum = np.cumsum(probs)
     nucleus = int(np.searchsorted(cum - probs, p, side="left"))  # mass before a token < p
     x = np.arange(n)
-    fig, axes = plt.subplots(3, 1, figsize=(8, 7.2), sharex=True)
+    fig, axes = plt.subplots(3, 1, figsize=(MAX_WIDTH_IN, 7.2), sharex=True)
     fig.patch.set_facecolor(PAPER)
     top, mid, bottom = axes
     top.bar(x - 0.2, probs[:n], 0.4, color=COLORS["blue"], label="T = 1 (the model)")
@@ -550,42 +565,44 @@ def attention_worked_example(words, x, q, k, v, scores, weights, out):
     x, q, k, v, scores, weights, out = (np.asarray(a, dtype=float)
                                         for a in (x, q, k, v, scores, weights, out))  # fmt: skip
     T, C = x.shape
-    hs, cell = q.shape[1], 0.55
-    fig, ax = canvas(18.4, 8.6, scale=0.62)
-    tops = {"q": 7.6, "k": 5.0, "v": 2.4}  # the three projections, stacked
-    top = tops["k"]  # x, scores, weights and output share k's rows
-    mid = top - T * cell / 2
+    hs, cell = q.shape[1], 0.8
+    # Two rows, so that the numbers are 8 pt on the page: x and its projections q, k, v above;
+    # scores, weights and the output below.
+    y1, y2 = 8.2, 4.0  # the top edges of the two rows of grids
+    xx, qx = 1.0, 1.0 + C * cell + 1.4
+    kx, vx = qx + hs * cell + 0.7, qx + 2 * (hs * cell + 0.7)
+    fig, ax = canvas(vx + hs * cell + 0.4, 9.0, scale=0.62)
 
     def grid(gx, gy, values, title, cmap, lift=0.35, **kw):
         label(ax, gx + values.shape[1] * cell / 2, gy + lift, title, fontsize=9, weight="bold")
-        return matrix(ax, gx, gy, values, cell=cell, cmap=cmap, fontsize=7, **kw)
+        return matrix(ax, gx, gy, values, cell=cell, cmap=cmap, fontsize=8, **kw)
 
-    grid(1.2, top, x, f"x: {T} tokens, C = {C}", "Greys", row_labels=words)
-    qx = 5.4
-    for (name, values), cmap in zip(
-        [("q", q), ("k", k), ("v", v)], ["Oranges", "Greens", "Purples"]
+    grid(xx, y1, x, f"x: {T} tokens, C = {C}", "Greys", row_labels=words)
+    for (name, values), gx, cmap in zip(
+        [("q", q), ("k", k), ("v", v)], [qx, kx, vx], ["Oranges", "Greens", "Purples"]
     ):
-        gy = tops[name]
-        grid(qx, gy, values, f"{name} = x W_{name.upper()}", cmap, row_labels=words)
-        arrow(ax, (1.2 + C * cell + 0.05, mid), (qx - 0.8, gy - T * cell / 2), color=MUTED)
-    sx = qx + 2.9
-    grid(sx, top, scores, "scores = q kᵀ / √hs", "Greys", lift=1.15, row_labels=words,
+        grid(gx, y1, values, f"{name} = x W_{name.upper()}", cmap)
+    row1 = y1 - T * cell / 2
+    arrow(ax, (xx + C * cell + 0.05, row1), (qx - 0.1, row1))
+    label(ax, (xx + C * cell + qx) / 2, row1 + 0.45, "three\nprojections", fontsize=8)
+    sx, wx = xx, xx + T * cell + 1.6
+    ox = wx + T * cell + 1.5
+    grid(sx, y2, scores, "scores = q kᵀ / √hs", "Greys", lift=1.15, row_labels=words,
          col_labels=words)  # fmt: skip
-    arrow(ax, (qx + hs * cell + 0.05, tops["q"] - T * cell / 2), (sx - 0.8, mid + 0.3),
-          color=COLORS["orange"])  # fmt: skip
-    arrow(ax, (qx + hs * cell + 0.05, mid), (sx - 0.8, mid), color=COLORS["green"])
-    wx = sx + T * cell + 1.45
-    grid(wx, top, weights, "weights", "Blues", lift=1.15, vmin=0, vmax=1, col_labels=words)
-    arrow(ax, (sx + T * cell + 0.05, mid), (wx - 0.05, mid), "softmax\nof each row", fontsize=8)
-    label(ax, wx + T * cell / 2, top - T * cell - 0.35, "each row sums to 1", fontsize=8,
+    low = y1 - T * cell - 0.05  # the bottom edge of the first row
+    arrow(ax, (qx + hs * cell / 2, low), (sx + T * cell * 0.7, y2 + 1.5), color=COLORS["orange"])
+    arrow(ax, (kx + hs * cell / 2, low), (sx + T * cell, y2 + 1.5), color=COLORS["green"])
+    grid(wx, y2, weights, "weights", "Blues", lift=1.15, vmin=0, vmax=1, col_labels=words)
+    row2 = y2 - T * cell / 2
+    arrow(ax, (sx + T * cell + 0.05, row2), (wx - 0.05, row2), "softmax\nof each\nrow",
+          fontsize=8)  # fmt: skip
+    label(ax, wx + T * cell / 2, y2 - T * cell - 0.35, "each row sums to 1", fontsize=8,
           color=MUTED)  # fmt: skip
-    ox = wx + T * cell + 1.2
-    grid(ox, top, out, "output =\nweights v", "Purples", lift=0.55)
-    arrow(ax, (wx + T * cell + 0.05, mid), (ox - 0.05, mid), color=COLORS["blue"])
-    arrow(ax, (qx + hs * cell + 0.05, tops["v"] - T * cell / 2), (ox + hs * cell / 2, top - T * cell - 0.05),
-          color=COLORS["purple"], rad=0.12)  # fmt: skip
-    label(ax, ox + hs * cell + 0.25, mid, "row i: the average\nof v's rows, weighted\nby row i "
-          "of weights", fontsize=8, color=MUTED, ha="left")  # fmt: skip
+    grid(ox, y2, out, "output =\nweights v", "Purples", lift=0.55)
+    arrow(ax, (wx + T * cell + 0.05, row2), (ox - 0.05, row2), color=COLORS["blue"])
+    arrow(ax, (vx + hs * cell / 2, low), (ox + hs * cell / 2, y2 + 1.05), color=COLORS["purple"])
+    label(ax, ox + hs * cell / 2, y2 - T * cell - 0.75, "row i: the average\nof v's rows, "
+          "weighted\nby row i of weights", fontsize=8, color=MUTED)  # fmt: skip
     return fig
 
 
@@ -599,38 +616,42 @@ def multi_head_split_merge(T, C, nh):
     row, band, gap = 0.22, 0.45, 0.32
     stack = nh * T * row + (nh - 1) * gap
     height = stack + 1.6
-    fig, ax = canvas(18.1, height, scale=0.66)
-    top = height - 0.9
+    height += 0.6  # room for the two rows of labels above
+    hx, ax_, ox, cx, px, rx = 3.2, 5.2, 7.4, 9.2, 11.5, 13.6  # the columns, left to right
+    fig, ax = canvas(rx + nh * band + 0.3, height, scale=0.66)
+    top = height - 1.5
     mid = top - stack / 2
 
     def wide(gx, title, fill=None):
         gy = mid + T * row / 2  # a (T, C) block: nh bands of hs columns side by side
         for h in range(nh):
             box(ax, gx + h * band, gy - T * row, band, T * row, "", color=fill or colors[h])
-        label(ax, gx + nh * band / 2, gy + 0.3, title, fontsize=9)
+        label(ax, gx + nh * band / 2, gy + 0.5, title, fontsize=9)
 
     wide(0.3, "q, k or v\n(B, T, C)")
     label(ax, 0.3 + nh * band / 2, mid - T * row / 2 - 0.3, f"C = {C} = {nh} × {hs}", fontsize=8)
     for h in range(nh):
         gy = top - h * (T * row + gap)
         cy = gy - T * row / 2
-        box(ax, 4.6, gy - T * row, band, T * row, "", color=colors[h])
-        label(ax, 4.6 + band + 0.12, cy, f"head {h + 1}\n(T, hs)", ha="left", fontsize=8)
-        arrow(ax, (0.3 + (h + 0.5) * band, mid), (4.55, cy), color=COLORS[colors[h]], width=1.0)
-        box(ax, 6.6, cy - 0.28, 2.3, 0.56, "attention", color=colors[h], fontsize=9)
-        arrow(ax, (5.9, cy), (6.55, cy))
-        box(ax, 9.4, gy - T * row, band, T * row, "", color=colors[h])
-        arrow(ax, (8.95, cy), (9.35, cy))
-        arrow(ax, (9.4 + band, cy), (11.35, mid), color=COLORS[colors[h]], width=1.0)
-    label(ax, 2.55, top + 0.45, "split_heads:\nview, transpose(1, 2)", fontsize=8)
-    label(ax, 7.75, top + 0.45, f"(B, nh, T, hs) = (B, {nh}, T, {hs})", fontsize=8)
-    label(ax, 10.45, top + 0.45, "merge_heads:\ntranspose, reshape", fontsize=8)
-    wide(11.4, "concatenated\n(B, T, C)")
-    box(ax, 13.8, mid - 0.4, 1.6, 0.8, "out_proj\nC → C", color="blue", fontsize=9)
-    arrow(ax, (11.4 + nh * band, mid), (13.75, mid))
-    wide(15.9, "output\n(B, T, C)", fill="blue")
-    arrow(ax, (15.45, mid), (15.85, mid))
-    label(ax, 14.6, mid - 0.75, "mixes the heads", fontsize=8, color=MUTED)
+        box(ax, hx, gy - T * row, band, T * row, "", color=colors[h])
+        label(ax, hx + band + 0.1, cy, f"head {h + 1}\n(T, hs)", ha="left", fontsize=8)
+        arrow(ax, (0.3 + (h + 0.5) * band, mid), (hx - 0.05, cy), color=COLORS[colors[h]],
+              width=1.0)  # fmt: skip
+        box(ax, ax_, cy - 0.28, 1.8, 0.56, "attention", color=colors[h], fontsize=9)
+        box(ax, ox, gy - T * row, band, T * row, "", color=colors[h])
+        arrow(ax, (ax_ + 1.8, cy), (ox - 0.05, cy))
+        arrow(ax, (ox + band, cy), (cx - 0.05, mid), color=COLORS[colors[h]], width=1.0)
+    label(ax, (0.3 + nh * band + hx) / 2, top + 0.45, "split_heads:\nview, transpose(1, 2)",
+          fontsize=8)  # fmt: skip
+    label(ax, ax_ + 0.9, top + 1.15, f"(B, nh, T, hs) = (B, {nh}, T, {hs})", fontsize=8)
+    label(ax, (ox + band + cx) / 2 + 0.3, top + 0.45, "merge_heads:\ntranspose, reshape",
+          fontsize=8)  # fmt: skip
+    wide(cx, "concatenated\n(B, T, C)")
+    box(ax, px, mid - 0.4, 1.6, 0.8, "out_proj\nC → C", color="blue", fontsize=9)
+    arrow(ax, (cx + nh * band, mid), (px - 0.05, mid))
+    wide(rx, "output\n(B, T, C)", fill="blue")
+    arrow(ax, (px + 1.6, mid), (rx - 0.05, mid))
+    label(ax, px + 0.8, mid - 0.75, "mixes the heads", fontsize=8, color=MUTED)
     return fig
 
 
@@ -659,9 +680,9 @@ def _sublayer_stack(ax, x, y, w, blocks):
 def transformer_layers(d_ff=128, n_enc=2, n_dec=2):
     """Chapter 2: one encoder layer and one decoder layer, post-norm as in Vaswani et al.: every
     block is followed by the sum with its input (the residual) and a LayerNorm."""
-    fig, ax = canvas(14.6, 9.2, scale=0.62)
-    w = 3.6
-    ex, dx = 1.0, 8.6
+    fig, ax = canvas(13.2, 9.2, scale=0.62)
+    w = 4.0
+    ex, dx = 0.6, 8.3
     ff = f"feed-forward, each position\nC → {d_ff} → C, ReLU"
     top, _ = _sublayer_stack(ax, ex, 1.0, w, [("self-attention\n(padding mask)", "sky"),
                                             (ff, "orange")])  # fmt: skip
@@ -674,13 +695,13 @@ def transformer_layers(d_ff=128, n_enc=2, n_dec=2):
     arrow(ax, (ex + w / 2, 0.75), (ex + w / 2, 1.0))
     arrow(ax, (dx + w / 2, 0.75), (dx + w / 2, 1.0))
     arrow(ax, (ex + w / 2, top), (ex + w / 2, top + 0.45))
-    label(ax, ex + w / 2, top + 0.7, "encoder output (memory), (B, S, C)", fontsize=9)
+    label(ax, ex + w / 2, top + 0.85, "encoder output\n(memory), (B, S, C)", fontsize=9)
     arrow(ax, (dx + w / 2, dtop), (dx + w / 2, dtop + 0.45))
     label(ax, dx + w / 2, dtop + 0.7, "to the next layer, then the output layer", fontsize=9)
     cy, turn = centres[1][1], ex + w + 1.4  # the encoder's output feeds every cross-attention
-    ax.plot([ex + w + 0.1, turn, turn], [top + 0.7, top + 0.7, cy], color=COLORS["green"], lw=1.4)
+    ax.plot([ex + w - 0.6, turn, turn], [top + 0.7, top + 0.7, cy], color=COLORS["green"], lw=1.4)
     arrow(ax, (turn, cy), (dx - 0.02, cy), color=COLORS["green"])
-    label(ax, ex + w / 2, top + 1.5, f"encoder layer (× {n_enc})", fontsize=11, weight="bold")
+    label(ax, ex + w / 2, top + 1.65, f"encoder layer (× {n_enc})", fontsize=11, weight="bold")
     label(ax, dx + w / 2, dtop + 1.05, f"decoder layer (× {n_dec})", fontsize=11, weight="bold")
     label(ax, 0.3, top + 2.7, "post-norm (this chapter):  x = LayerNorm(x + block(x))\n"
           "pre-norm (GPT-2, Chapter 6):  x = x + block(LayerNorm(x))", fontsize=9, color=MUTED,

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The course package against other versions than the pins:
-#   scripts/test_versions.sh latest|oldest [--chapters]
+#   scripts/test_versions.sh latest|oldest [--chapters] [--install-only]
 #   latest: the newest versions that the package's ranges ([project.dependencies]) allow, as a
 #           Colab that moved ahead of the pins would have them;
 #   oldest: the lowest versions those ranges allow (uv's --resolution lowest-direct), the
@@ -13,38 +13,58 @@
 # and solution notebook there (nbval --nbval-lax: every cell must run and its asserts hold; the
 # printed numbers may differ from the pinned run's). On a failure it names every installed
 # package that is not at its pin (bertbook.doctor --moved).
+# --install-only stops once the virtualenv is made (.ci/run makes both while the book builds,
+# then runs the tests with BERTBOOK_VERSIONS_INSTALLED=1, which reuses a virtualenv made so).
+# uv (the pinned environment's) installs everything but torch, from one cache for both sets.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-kind=${1:?usage: scripts/test_versions.sh latest|oldest [--chapters]}
-chapters=${2:-}
-[[ -z $chapters || $chapters == --chapters ]] || { echo "unknown option: $chapters" >&2; exit 2; }
+kind=${1:?usage: scripts/test_versions.sh latest|oldest [--chapters] [--install-only]}
+shift
+chapters= install_only=
+for option in "$@"; do
+  case $option in
+    --chapters) chapters=1 ;;
+    --install-only) install_only=1 ;;
+    *) echo "unknown option: $option" >&2; exit 2 ;;
+  esac
+done
+[[ $kind == latest || $kind == oldest ]] || { echo "unknown set: $kind (latest or oldest)" >&2; exit 2; }
 venv=_build/venv-$kind
 py=$venv/bin/python
 start=$(date +%s)
 pin() { grep -i "^$1==" requirements.txt; }
 
-rm -rf "$venv"
-"${PYTHON:-python3}" -m venv "$venv"
-torch_index=()
-[[ -n ${BERTBOOK_TORCH_INDEX:-} ]] && torch_index=(--index-url "$BERTBOOK_TORCH_INDEX")
-"$py" -m pip install -q --disable-pip-version-check "${torch_index[@]}" \
-  "${BERTBOOK_TORCH:-$(pin torch)}"
-tools=("$(pin pytest)" "$(pin pytest-timeout)")
-[[ -n $chapters ]] && tools+=("$(pin nbval)")
-case $kind in
-  latest)
-    "$py" -m pip install -q --disable-pip-version-check --upgrade --upgrade-strategy eager \
-      -e . "${tools[@]}"
-    ;;
-  oldest)
-    # Wheels only (the lowest releases may predate this Python and fail to build), except
-    # docopt, which has never published one.
-    .venv/bin/uv pip install -q --python "$py" --resolution lowest-direct \
-      --only-binary :all: --no-binary docopt -e . "${tools[@]}"
-    ;;
-  *) echo "unknown set: $kind (latest or oldest)" >&2; exit 2 ;;
-esac
-echo "[$kind] installed after $(( $(date +%s) - start )) s"
+install() {
+  rm -rf "$venv"
+  "${PYTHON:-python3}" -m venv "$venv"
+  local torch_index=()
+  [[ -n ${BERTBOOK_TORCH_INDEX:-} ]] && torch_index=(--index-url "$BERTBOOK_TORCH_INDEX")
+  # torch with pip, which honours the machine's or CI's index for its CPU build.
+  "$py" -m pip install -q --disable-pip-version-check "${torch_index[@]}" \
+    "${BERTBOOK_TORCH:-$(pin torch)}"
+  local tools=("$(pin pytest)" "$(pin pytest-timeout)")
+  [[ -n $chapters ]] && tools+=("$(pin nbval)")
+  case $kind in
+    latest)  # the newest release of every dependency the ranges allow (torch is not one)
+      .venv/bin/uv pip install -q --python "$py" --upgrade -e . "${tools[@]}"
+      ;;
+    oldest)
+      # Wheels only (the lowest releases may predate this Python and fail to build), except
+      # docopt, which has never published one.
+      .venv/bin/uv pip install -q --python "$py" --resolution lowest-direct \
+        --only-binary :all: --no-binary docopt -e . "${tools[@]}"
+      ;;
+  esac
+  touch "$venv/.installed"
+  echo "[$kind] installed after $(( $(date +%s) - start )) s"
+}
+
+if [[ ${BERTBOOK_VERSIONS_INSTALLED:-} == 1 && -e $venv/.installed ]]; then
+  echo "[$kind] using the virtualenv made earlier in this run"
+else
+  install
+fi
+[[ -n $install_only ]] && exit 0
 
 # Which versions moved: every dependency with its range and its pin (not a failure by itself).
 "$py" -m bertbook.doctor || true

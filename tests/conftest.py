@@ -3,25 +3,96 @@
 * nbval's executions log their glued numbers to ``_build/glue-nbval.jsonl`` (see
   ``bertbook.glue``), and the tests of the built book run last, so that
   ``test_determinism.py`` can compare the nbval execution with the book build's.
+* The same kernels record the size of every text of every figure they display (an IPython
+  start-up file installs ``bertbook.figure_text``'s recorder; each record names the notebook
+  cell nbval was running) into ``_build/figure-text.jsonl``; ``test_figure_text.py`` runs last
+  and checks that every text is at least 8 pt at the book's content width.
 * ``built_book`` gives the path of ``_build/html``; tests that need it skip when the book has
   not been built, unless ``BERTBOOK_REQUIRE_BOOK=1`` (set by CI), where they fail instead.
 """
 
+import json
 import os
 from pathlib import Path
 
 import pytest
 
+from bertbook import figure_text
+
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "_build"
 GLUE_LOG = BUILD / "glue-nbval.jsonl"
-LAST = ("test_determinism.py", "test_book_html.py")
+FIGURE_LOG = BUILD / "figure-text.jsonl"
+FIGURE_CELL = BUILD / "figure-text-cell.json"  # the notebook cell nbval is running
+IPYTHONDIR = BUILD / "ipython"  # nbval's kernels' IPython profile: the start-up file only
+LAST = (
+    "test_determinism.py",
+    "test_figure_text.py",
+    "test_chapter_memory.py",
+    "test_book_html.py",
+)
+NOTEBOOKS_RUN: set[str] = set()  # the notebooks nbval ran in this session
+NOTEBOOK_PEAKS: dict[str, int] = {}  # peak resident bytes of each one's kernel and its processes
 
 
 def pytest_configure(config):
     BUILD.mkdir(exist_ok=True)
     GLUE_LOG.write_text("")
     os.environ["BERTBOOK_GLUE_LOG"] = str(GLUE_LOG)  # inherited by nbval's kernels
+    FIGURE_LOG.write_text("")
+    FIGURE_CELL.unlink(missing_ok=True)
+    startup = IPYTHONDIR / "profile_default" / "startup"
+    startup.mkdir(parents=True, exist_ok=True)
+    (startup / "00-bertbook-figure-text.py").write_text(figure_text.startup_file())
+    os.environ.update(
+        IPYTHONDIR=str(IPYTHONDIR),
+        BERTBOOK_FIGURE_LOG=str(FIGURE_LOG),
+        BERTBOOK_FIGURE_CELL=str(FIGURE_CELL),
+    )
+    # A hook of this file sees only the items under tests/: nbval's are under book/ and
+    # solutions/, so the hooks that watch them are a plugin of the whole session.
+    config.pluginmanager.register(NbvalWatcher(), "bertbook-nbval-watcher")
+
+
+class NbvalWatcher:
+    """Tells each nbval kernel which cell runs (for the figure recorder) and samples the
+    resident memory of each notebook's kernel and its processes (``NOTEBOOK_PEAKS``)."""
+
+    def __init__(self):
+        self.sampler = None
+
+    @pytest.hookimpl(trylast=True)  # after the runner's setup, which starts the kernel
+    def pytest_runtest_setup(self, item):
+        if type(item).__name__ != "IPyNbCell":
+            return
+        notebook = Path(str(item.fspath)).relative_to(ROOT).as_posix()
+        if notebook not in NOTEBOOKS_RUN:
+            NOTEBOOKS_RUN.add(notebook)
+            self.sampler = self._sample(item)
+        tags = item.cell.get("metadata", {}).get("tags", [])
+        FIGURE_CELL.write_text(json.dumps({"notebook": notebook, "cell": item.name, "tags": tags}))
+
+    @staticmethod
+    def _sample(item):
+        try:
+            from bertbook.resources import PeakMemory
+
+            pid = item.parent.kernel.km.provisioner.pid
+            return PeakMemory(pid).start()
+        except Exception as error:  # noqa: BLE001 - no psutil, another nbval: said, not fatal
+            print(f"not sampling the memory of {item.fspath}: {error!r}")
+            return None
+
+    @pytest.hookimpl(tryfirst=True)  # before the last cell's teardown stops the kernel
+    def pytest_runtest_teardown(self, item, nextitem):
+        if type(item).__name__ != "IPyNbCell":
+            return
+        if nextitem is None or nextitem.parent is not item.parent:
+            FIGURE_CELL.unlink(missing_ok=True)  # kernels of other tests record nothing
+            if self.sampler is not None:
+                notebook = Path(str(item.fspath)).relative_to(ROOT).as_posix()
+                NOTEBOOK_PEAKS[notebook] = self.sampler.stop()
+                self.sampler = None
 
 
 def pytest_collection_modifyitems(session, config, items):

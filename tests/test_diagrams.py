@@ -102,3 +102,78 @@ def test_chapter2_diagrams_draw_figures_and_leave_them_open():
         assert isinstance(fig, matplotlib.figure.Figure)
         assert matplotlib.pyplot.fignum_exists(fig.number)  # the chapter shows it, then closes
         matplotlib.pyplot.close(fig)
+
+
+def _chapter_diagrams():
+    """Every diagram, drawn with the inputs its chapter gives it (or inputs as long)."""
+    import numpy as np
+    import torch
+
+    rng = np.random.default_rng(0)
+    x, q, k, v = rng.normal(size=(3, 4)), *rng.normal(size=(3, 3, 2))
+    scores = q @ k.T / np.sqrt(2)
+    weights = np.exp(scores) / np.exp(scores).sum(1, keepdims=True)
+    fr, en = "quatre vingt dix-sept mille trois".split(), "ninety seven thousand three".split()
+    gpt_words = ["To", " be", ",", " or", " not", " to", " be"]
+    pair = "[CLS] my dog is cute [SEP] he likes playing fetch [SEP]".split()
+    sentence = "[CLS] my dog is cute and he likes playing in the park [SEP]".split()
+    probs = np.sort(rng.dirichlet(np.ones(200)))[::-1]
+    masks = [("padding", ["a", "b", "c", "<pad>"], ["a", "b", "c", "<pad>"], np.ones((4, 4)))] * 3
+    yield from {
+        "seq2seq_bottleneck": lambda: diagrams.seq2seq_bottleneck(fr, en),
+        "attention_average": lambda: diagrams.attention_average(fr + ["</s>"]),
+        "attention_average weighted": lambda: diagrams.attention_average(
+            fr, [0.1, 0.6, 0.1, 0.1, 0.1], output="ninety"
+        ),
+        "attention_worked_example": lambda: diagrams.attention_worked_example(
+            ["deux", "cent", "trente"], x, q, k, v, scores, weights, weights @ v
+        ),
+        "multi_head_split_merge": lambda: diagrams.multi_head_split_merge(5, 64, 4),
+        "transformer_layers": lambda: diagrams.transformer_layers(d_ff=128, n_enc=2, n_dec=2),
+        "attention_masks": lambda: diagrams.attention_masks(masks),
+        "bpe_merges": lambda: diagrams.bpe_merges(
+            ["low", "lowest", "newer"],
+            [5, 2, 6],
+            [("l", "o"), ("lo", "w"), ("e", "r")],
+            [
+                [list("low"), list("lowest"), list("newer")],
+                [["lo", "w"], ["lo", *"west"], list("newer")],
+                [["low"], ["low", *"est"], list("newer")],
+                [["low"], ["low", *"est"], [*"new", "er"]],
+            ],
+        ),  # fmt: skip
+        "wordpiece_search": lambda: diagrams.wordpiece_search(
+            "tokenizers",
+            [
+                [("tokenizers", False), ("tokenizer", False), ("tokenize", False), ("token", True)],
+                [("##izers", False), ("##izer", False), ("##ize", False), ("##iz", True)],
+                [("##ers", True)],
+            ],
+        ),  # fmt: skip
+        "bert_input_embeddings": lambda: diagrams.bert_input_embeddings(pair, [0] * 6 + [1] * 5),
+        "mlm_masking": lambda: diagrams.mlm_masking(
+            sentence, chosen={4, 7, 11}, replaced={4: "[MASK]", 7: "apple"}
+        ),
+        "classification_heads": diagrams.classification_heads,
+        "distillation": lambda: diagrams.distillation(T=2.0, alpha=0.5),
+        "causal_mask_grid": lambda: diagrams.causal_mask_grid(
+            gpt_words, torch.ones(7, 7, dtype=torch.bool).tril()
+        ),
+        "kv_cache": lambda: diagrams.kv_cache(gpt_words, n_prompt=3),
+        "sampling_filters": lambda: diagrams.sampling_filters(
+            probs, [f" word{i}" for i in range(30)], k=10, p=0.9
+        ),
+    }.items()
+
+
+def test_every_diagram_is_readable_at_the_page_width():
+    """Every text of every diagram is at least 8 pt where the book shows it (its content column
+    is 720 px; bertbook.figure_text)."""
+    from bertbook.figure_text import measure, report
+
+    found = []
+    for name, draw in _chapter_diagrams():
+        fig = draw()
+        found += [f"{name}: {line}" for line in report([measure(fig)])]
+        matplotlib.pyplot.close(fig)
+    assert not found, "\n".join(found)

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from bertbook import wire
-from bertbook.checks import compare, run_local
+from bertbook.checks import case_rng, compare, run_local
 from bertbook.maint import ROOT
 from bertbook.questions import REGISTRY
 
@@ -75,7 +75,10 @@ def _fails(fn, case) -> str:
     MISTAKES,
     ids=[f"{_qid(e, q)}/{m.name}" for e, q, m in MISTAKES],
 )
-def test_every_mistake_scores_below_full_marks(exercise, q, mistake):
+def test_every_mistake_scores_below_full_marks_and_is_named(exercise, q, mistake):
+    """Below full marks; and the feedback names the mistake on every case where its result (or
+    the error it raises) differs from the reference, and names another mistake there only if
+    that one gives the same result on the case."""
     for seed in SEEDS:
         result = run_local(q, mistake.fn, seed=seed)
         if result.points == q.points:
@@ -83,6 +86,19 @@ def test_every_mistake_scores_below_full_marks(exercise, q, mistake):
             if "dtype" in verdicts:
                 pytest.xfail("needs checks.compare strict on boolean arrays")
         assert result.points < q.points, f"seed {seed}: {mistake.says} gets full marks"
+        cases = {c.name: c for c in q.cases(case_rng(seed, q.exercise, q.id))}  # run_local's
+        for name, why in result.failed:
+            assert f"what {mistake.says} gives" in why, f"seed {seed}, {name}: {why}"
+            others = [m for m in q.mistakes if m is not mistake and f"what {m.says} gives" in why]
+            if not others:
+                continue
+            got, err = _call(mistake.fn, cases[name])
+            for other in others:
+                other_got, other_err = _call(other.fn, cases[name])
+                if err is not None or other_err is not None:
+                    assert repr(err) == repr(other_err), (other.name, why)
+                else:
+                    assert compare(other_got, got, 1e-5, 1e-4) is None, (other.name, why)
 
 
 @pytest.mark.parametrize("exercise, q", QUESTIONS, ids=[_qid(e, q) for e, q in QUESTIONS])
@@ -178,3 +194,44 @@ def test_cases_are_the_same_for_the_same_seed(exercise, q):
         for a, b in zip(first, again):
             assert wire.encode(a.args) == wire.encode(b.args), (seed, a.name)
             assert wire.encode(a.expected) == wire.encode(b.expected), (seed, a.name)
+
+
+def _question(exercise, qid):
+    (q,) = [q for e, q in QUESTIONS if e == exercise and q.id == qid]
+    return q
+
+
+def test_the_mistakes_readers_made_are_named_as_such():
+    """Issue 26's readers: a missing '##' was called 'the shortest match', labels edited in
+    place were 'result[1]: 2 of 24 entries differ', a broadcasting error was a raw RuntimeError,
+    a tensor passed for a float."""
+    from bertbook.questions import q03_tokenizers, q04_bert, q06_gpt2
+
+    q3 = _question("03_tokenizers", "q3")
+    for wrong in (
+        q03_tokenizers._mistake_no_continuation_prefix,
+        q03_tokenizers._mistake_prefix_dropped_from_pieces,
+    ):
+        for _, why in run_local(q3, wrong).failed:
+            assert "shortest" not in why and "'##'" in why, why
+    whys = [
+        why
+        for _, why in run_local(
+            _question("04_bert", "q1"), q04_bert._mistake_ids_edited_in_place
+        ).failed
+    ]
+    assert whys and all(w.startswith("result[1] (the labels): ") and "in place" in w for w in whys)
+    whys = [
+        why
+        for _, why in run_local(
+            _question("06_gpt2", "q2"), q06_gpt2._mistake_no_trailing_axis
+        ).failed
+    ]
+    assert whys and all(w.startswith("raised RuntimeError") and "trailing axis" in w for w in whys)
+    whys = [
+        why
+        for _, why in run_local(
+            _question("06_gpt2", "q4"), q06_gpt2._mistake_tensor_not_float
+        ).failed
+    ]
+    assert len(whys) == 3 and all("asks for a Python float, got a Tensor" in w for w in whys)

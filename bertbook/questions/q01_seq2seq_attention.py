@@ -221,8 +221,8 @@ def questions() -> list[Question]:
             "replace NaN by 0 afterwards.",
             masked_softmax_cases,
             "Masked softmax",
-            nudge="Zeroing the padding after the softmax leaves the rest summing to less than 1: "
-            "change the scores before it instead.",
+            nudge="Check two rows by hand: one with some padding (its real tokens' weights sum "
+            "to 1, the padding's are exactly 0) and one that is all padding (all 0, no NaN).",
             mistakes=[
                 Mistake(
                     "NaN left in",

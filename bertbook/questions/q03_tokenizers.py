@@ -117,6 +117,11 @@ def _mistake_no_continuation_prefix(word, vocab):
     return _wordpiece(word, vocab, prefix="")
 
 
+def _mistake_prefix_dropped_from_pieces(word, vocab):
+    # Continuations looked up with '##' but returned without it.
+    return [p.removeprefix("##") for p in _wordpiece(word, vocab)]
+
+
 def _mistake_prefix_on_first_piece(word, vocab):
     return _wordpiece(word, vocab, first_prefix="##")
 
@@ -243,7 +248,7 @@ def questions() -> list[Question]:
     return [
         Question(
             "q1",
-            "count_pairs",
+            "weighted_pair_counts",
             3,
             "A word of n symbols has n - 1 adjacent pairs (zipping the symbols with themselves "
             "shifted by one gives them all). Each occurrence of a pair adds the word's count, not "
@@ -332,6 +337,11 @@ def questions() -> list[Question]:
                     "no ## on continuations",
                     "looking continuations up without the '##' prefix",
                     _mistake_no_continuation_prefix,
+                ),
+                Mistake(
+                    "## dropped from the pieces",
+                    "looking continuations up with '##' but returning them without it",
+                    _mistake_prefix_dropped_from_pieces,
                 ),
                 Mistake(
                     "## on the first piece",

@@ -27,9 +27,15 @@ def _masking(ids, special, vocab_size, mask_id, seed, **wrong):
     randomised &= chosen if wrong.get("random_over_masked") else chosen & ~masked
     if not wrong.get("random_ids_first"):
         random_ids = torch.randint(vocab_size, shape, generator=g)
-    inputs, labels = ids.clone(), ids.clone()
-    inputs[masked] = mask_id
-    inputs[randomised] = random_ids[randomised]
+    if wrong.get("ids_edited_in_place"):  # inputs = ids (no clone): ids changes under it
+        inputs = ids
+        inputs[masked] = mask_id
+        inputs[randomised] = random_ids[randomised]
+        labels = ids.clone()
+    else:
+        inputs, labels = ids.clone(), ids.clone()
+        inputs[masked] = mask_id
+        inputs[randomised] = random_ids[randomised]
     if wrong.get("labels_inverted"):
         labels[chosen] = -100
     elif not wrong.get("labels_everywhere"):
@@ -59,6 +65,10 @@ def _mistake_random_share(ids, special, vocab_size, mask_id, seed):
 
 def _mistake_random_ids_first(ids, special, vocab_size, mask_id, seed):
     return _masking(ids, special, vocab_size, mask_id, seed, random_ids_first=True)
+
+
+def _mistake_ids_edited_in_place(ids, special, vocab_size, mask_id, seed):
+    return _masking(ids, special, vocab_size, mask_id, seed, ids_edited_in_place=True)
 
 
 def _mistake_mean_pooled(hidden, pooler_w, pooler_b, w, b):
@@ -284,7 +294,14 @@ def questions() -> list[Question]:
                     "drawing the random ids before the choices",
                     _mistake_random_ids_first,
                 ),
+                Mistake(
+                    "ids edited in place",
+                    "editing ids in place (inputs = ids, no .clone()), so that the labels copy "
+                    "the [MASK] and random ids instead of the original ones",
+                    _mistake_ids_edited_in_place,
+                ),
             ],
+            returns=("inputs", "labels"),
         ),
         Question(
             "q2",

@@ -72,6 +72,11 @@ def _mistake_zeros_not_inf(logits, k):
     return _top_k(logits, k, fill=0.0)
 
 
+def _mistake_no_trailing_axis(logits, k):
+    kth = logits.topk(k, dim=-1).values[..., -1]  # (B,): no axis to broadcast over the row
+    return logits.masked_fill(logits < kth, float("-inf"))
+
+
 def _mistake_values_only(logits, k):
     return logits.topk(k, dim=-1).values
 
@@ -149,6 +154,10 @@ def _mistake_loss_not_exp(logits, targets):
     return _token_losses(logits, targets).mean().item()
 
 
+def _mistake_tensor_not_float(logits, targets):
+    return _token_losses(logits, targets).mean().exp()  # a 0-d tensor, not a Python float
+
+
 def _mistake_not_flattened(logits, targets):
     import torch.nn.functional as F
 
@@ -213,6 +222,7 @@ def perplexity_cases(rng: random.Random) -> list[Case]:
                 (logits, targets),
                 torch.exp(F.cross_entropy(logits.flatten(0, 1), targets.flatten())).item(),
                 rtol=1e-4,
+                python_number=True,
             )
         )
     uniform = torch.zeros(2, 5, 37)
@@ -221,6 +231,7 @@ def perplexity_cases(rng: random.Random) -> list[Case]:
             "a uniform model over 37 tokens has perplexity 37",
             (uniform, torch.zeros(2, 5, dtype=torch.long)),
             37.0,
+            python_number=True,
         )
     )
     return cases
@@ -299,6 +310,12 @@ def questions() -> list[Question]:
                     "returning the k largest values instead of the filtered logits",
                     _mistake_values_only,
                 ),
+                Mistake(
+                    "no trailing axis",
+                    "comparing the (B, V) logits with the (B,) k-th values, without a trailing "
+                    "axis (keepdim) to broadcast over each row",
+                    _mistake_no_trailing_axis,
+                ),
                 Mistake("k smallest", "keeping the k smallest values", _mistake_k_smallest),
                 Mistake(
                     "one threshold",
@@ -358,7 +375,7 @@ def questions() -> list[Question]:
             "was natural). Return a Python float.",
             perplexity_cases,
             "Perplexity from logits",
-            nudge="Mean first, then the exponential, and in the same base as the log.",
+            nudge="Mean first, then the exponential, in the same base as the log; a Python float.",
             mistakes=[
                 Mistake(
                     "base 2",
@@ -371,6 +388,11 @@ def questions() -> list[Question]:
                     _mistake_mean_of_perplexities,
                 ),
                 Mistake("summed loss", "exp of the summed loss", _mistake_summed_loss),
+                Mistake(
+                    "tensor not float",
+                    "returning the 0-d tensor instead of a Python float (.item())",
+                    _mistake_tensor_not_float,
+                ),
                 Mistake(
                     "loss not exp", "the mean loss without the exponential", _mistake_loss_not_exp
                 ),

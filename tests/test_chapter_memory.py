@@ -1,0 +1,90 @@
+"""Every chapter fits Binder's memory: the kernel of each notebook nbval ran in this session,
+with every process it started, peaked at most ``MEMORY_BUDGET`` resident (sampled by
+``tests/conftest.py``); and a chapter runs under a hard 2 GB limit (``RLIMIT_DATA``, as the
+grader sets it), which an allocation past it cannot break."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from conftest import NOTEBOOK_PEAKS, NOTEBOOKS_RUN, ROOT
+
+from bertbook import resources
+
+
+def over_budget(peaks: dict[str, int], budget: float = resources.MEMORY_BUDGET) -> list[str]:
+    return [
+        f"{notebook}: {peak / 1e9:.2f} GB (budget {budget / 1e9:.2f} GB)"
+        for notebook, peak in sorted(peaks.items())
+        if peak > budget
+    ]
+
+
+def test_every_notebook_kernel_stays_within_the_memory_budget():
+    if not NOTEBOOKS_RUN:
+        pytest.skip("nbval ran no notebook in this session")
+    missing = NOTEBOOKS_RUN - set(NOTEBOOK_PEAKS)
+    assert not missing, f"no memory measured for {sorted(missing)} (is psutil installed?)"
+    for notebook, peak in sorted(NOTEBOOK_PEAKS.items()):
+        print(f"{notebook}: peak {peak / 1e9:.2f} GB")
+    found = over_budget(NOTEBOOK_PEAKS)
+    assert not found, "kernels over the memory budget:\n" + "\n".join(found)
+
+
+def test_over_budget_names_the_notebooks_past_it():
+    peaks = {"book/04_bert.ipynb": int(2.24e9), "book/00_intro.ipynb": int(0.41e9)}
+    assert over_budget(peaks) == ["book/04_bert.ipynb: 2.24 GB (budget 1.20 GB)"]
+    assert len(over_budget(peaks, budget=0.3e9)) == 2  # a lowered threshold fails both
+
+
+# Runs in a child process whose limit every process it starts (the kernel) inherits.
+_UNDER_LIMIT = textwrap.dedent(
+    """
+    import json, resource, sys
+    import nbformat
+    from nbclient import NotebookClient
+    limit, path, extra = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+    resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+    nb = nbformat.read(path, as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell(extra))
+    NotebookClient(nb, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(__import__("pathlib").Path(path).parent)}}
+                   ).execute()
+    print(json.dumps(nb.cells[-1].outputs[-1]))
+    """
+)
+# After the chapter: a tensor past the limit must fail to allocate (the limit holds).
+_PAST_LIMIT = (
+    "import torch\n"
+    "try:\n"
+    "    torch.ones(int(3e9) // 4)  # 3 GB of float32\n"
+    "    print('allocated')\n"
+    "except (RuntimeError, MemoryError) as err:\n"
+    "    print('refused:', type(err).__name__)"
+)
+
+
+@pytest.mark.timeout(900)
+def test_a_chapter_runs_under_a_hard_2_gb_limit_that_holds():
+    pytest.importorskip("nbclient")
+    if sys.platform != "linux":
+        pytest.skip("RLIMIT_DATA bounds anonymous memory on Linux")
+    path = ROOT / "book" / "00_intro.ipynb"  # the cheapest chapter that loads a real model
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _UNDER_LIMIT,
+            str(int(resources.HARD_LIMIT)),
+            str(path),
+            _PAST_LIMIT,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    output = json.loads(done.stdout.strip().splitlines()[-1])
+    assert output["text"].startswith("refused:"), output
