@@ -280,38 +280,43 @@ def distillation(T=2.0, alpha=0.5):
 
 def seq2seq_bottleneck(source, target):
     """Chapter 1: an encoder-decoder without attention. The encoder reads ``source`` (words),
-    its final state is one fixed vector, and the decoder writes ``target`` from that vector."""
-    step, w = 1.12, 0.98
+    its final state is one fixed vector, and the decoder writes ``target`` from that vector.
+    Encoder above, decoder below, so that the figure fits the page with readable text."""
+    step, w, up = 1.12, 0.98, 4.2  # column pitch, box width, the encoder row's lift
     n_enc, n_dec = len(source), len(target) + 1
-    mid = 0.3 + n_enc * step + 0.35  # the fixed vector sits between encoder and decoder
-    left_dec = mid + 1.75
-    fig, ax = canvas(left_dec + n_dec * step + 0.2, 4.6, scale=0.62)
+    left_dec = 1.7
+    mid = 0.3 + n_enc * step + 0.35  # the fixed vector sits right of the encoder
+    fig, ax = canvas(max(mid + 3.6, left_dec + n_dec * step + 0.2), 7.3, scale=0.62)
     for i, word in enumerate(source):
         x = 0.3 + i * step
-        box(ax, x, 0.35, w, 0.5, word, color="sky", fontsize=8)
-        box(ax, x, 1.55, w, 0.6, "GRU", color="blue", fontsize=8)
-        arrow(ax, (x + w / 2, 0.87), (x + w / 2, 1.53), color=MUTED, width=1.0)
+        box(ax, x, 0.35 + up, w, 0.5, word, color="sky", fontsize=9)
+        box(ax, x, 1.55 + up, w, 0.6, "GRU", color="blue", fontsize=9)
+        arrow(ax, (x + w / 2, 0.87 + up), (x + w / 2, 1.53 + up), color=MUTED, width=1.0)
         if i:
-            arrow(ax, (x - step + w, 1.85), (x, 1.85), color=INK, width=1.0)
-    label(ax, 0.3 + n_enc * step / 2, 2.6, "encoder: reads the French words", fontsize=9)
-    box(ax, mid, 1.35, 1.3, 1.0, "one fixed\nvector", color="red", fontsize=9, bold=True)
-    arrow(ax, (mid - 0.35 - step + w + 0.1, 1.85), (mid, 1.85), color="red", width=1.8)
-    label(ax, mid + 0.65, 2.45, "all the decoder\never sees of\nthe source", fontsize=8,
-          color="red", va="bottom")  # fmt: skip
-    arrow(ax, (mid + 1.3, 1.85), (left_dec, 1.85), color="red", width=1.8)
+            arrow(ax, (x - step + w, 1.85 + up), (x, 1.85 + up), color=INK, width=1.0)
+    label(ax, 0.3 + n_enc * step / 2, 2.6 + up, "encoder: reads the French words", fontsize=10)
+    box(ax, mid, 1.35 + up, 1.3, 1.0, "one fixed\nvector", color="red", fontsize=10, bold=True)
+    arrow(ax, (mid - 0.35 - step + w + 0.1, 1.85 + up), (mid, 1.85 + up), color="red", width=1.8)
+    label(ax, mid + 1.45, 1.85 + up, "all the decoder\never sees of\nthe source", fontsize=9,
+          color="red", ha="left")  # fmt: skip
+    # the only path to the decoder: down from the vector, left, and into its first step
+    path_y = 3.75
+    ax.plot([mid + 0.65, mid + 0.65, left_dec - 0.45, left_dec - 0.45],
+            [1.33 + up, path_y, path_y, 1.85], color=COLORS["red"], lw=1.8)  # fmt: skip
+    arrow(ax, (left_dec - 0.46, 1.85), (left_dec, 1.85), color="red", width=1.8)
     inputs, outputs = ["<s>", *target], [*target, "</s>"]
     for i in range(n_dec):
         x = left_dec + i * step
-        box(ax, x, 1.55, w, 0.6, "GRU", color="green", fontsize=8)
-        box(ax, x, 0.35, w, 0.5, inputs[i], color="grey", fontsize=8)
-        box(ax, x, 2.85, w, 0.5, outputs[i], color="yellow", fontsize=8)
+        box(ax, x, 1.55, w, 0.6, "GRU", color="green", fontsize=9)
+        box(ax, x, 0.35, w, 0.5, inputs[i], color="grey", fontsize=9)
+        box(ax, x, 2.85, w, 0.5, outputs[i], color="yellow", fontsize=9)
         arrow(ax, (x + w / 2, 0.87), (x + w / 2, 1.53), color=MUTED, width=1.0)
         arrow(ax, (x + w / 2, 2.17), (x + w / 2, 2.83), color=MUTED, width=1.0)
         if i:
             arrow(ax, (x - step + w, 1.85), (x, 1.85), color=INK, width=1.0)
-    label(ax, left_dec + n_dec * step / 2, 3.9, "decoder: writes English, one word a step",
-          fontsize=9)  # fmt: skip
-    label(ax, left_dec - 0.1, 0.6, "previous\nword", ha="right", fontsize=7, color=MUTED)
+    label(ax, left_dec + n_dec * step / 2, 3.95, "decoder: writes English, one word a step",
+          fontsize=10, va="bottom")  # fmt: skip
+    label(ax, left_dec - 0.1, 0.6, "previous\nword", ha="right", fontsize=9, color=MUTED)
     return fig
 
 
@@ -323,7 +328,7 @@ def attention_average(source, weights=None, output=None):
     word this step writes."""
     n, step, w, left = len(source), 1.12, 0.98, 2.3
     right = left + n * step
-    fig, ax = canvas(right + 3.4, 6.4, scale=0.62)
+    fig, ax = canvas(right + 3.4, 6.4, scale=0.55)  # fits the page: no text under 8 pt there
     centres = [left + i * step + w / 2 for i in range(n)]
     mid = left + n * step / 2
     for i, word in enumerate(source):
@@ -341,20 +346,20 @@ def attention_average(source, weights=None, output=None):
             share = float(weights[i])
             height = 0.04 + share
             ax.add_patch(plt.Rectangle((x + 0.2, 3.25), w - 0.4, height, color=COLORS["purple"]))
-            label(ax, centres[i], 3.25 + height + 0.14, f"{share:.2f}", fontsize=7)
+            label(ax, centres[i], 3.25 + height + 0.14, f"{share:.2f}", fontsize=9)
             top = 3.25 + height + 0.3
         arrow(ax, (centres[i], top), (mid, 5.3), color="purple", width=0.4 + 2.6 * share)
-    box(ax, 0.15, 2.85, 1.9, 0.7, "decoder state s\n(after step i − 1)", color="green",
-        fontsize=8)  # fmt: skip
+    box(ax, 0.15, 2.85, 1.9, 0.7, "decoder state\ns (step i − 1)", color="green",
+        fontsize=9)  # fmt: skip
     ax.plot([2.05, right - 0.1], [2.95, 2.95], color=COLORS["green"], lw=1.2)
     for c in centres:
         arrow(ax, (c, 2.95), (c, 2.72), color="green", width=1.0)
-    label(ax, 0.15, 0.47, "source words", ha="left", fontsize=8)
-    label(ax, 0.15, 1.3, "encoder states", ha="left", fontsize=8)
-    notes = [(2.45, "scores: e = v · tanh(W s + U h)"), (3.5, "weights: α = softmax(e),\nthey sum to 1"),
+    label(ax, 0.15, 0.47, "source words", ha="left", fontsize=9)
+    label(ax, 0.15, 1.3, "encoder\nstates", ha="left", fontsize=9)
+    notes = [(2.45, "scores:\ne = v · tanh(W s + U h)"), (3.5, "weights: α = softmax(e),\nthey sum to 1"),
              (5.6, "the weighted average\nof the encoder states")]  # fmt: skip
     for y, text in notes:
-        label(ax, right + 0.15, y, text, ha="left", fontsize=8, color=MUTED)
+        label(ax, right + 0.15, y, text, ha="left", fontsize=9, color=MUTED)
     text = "context c = Σ α h" + (f"   →  writes “{output}”" if output else "")
     box(ax, mid - 2.6, 5.3, 5.2, 0.6, text, color="purple", fontsize=9, bold=True)
     return fig
@@ -369,7 +374,7 @@ def bpe_merges(words, counts, merges, segmentations):
     characters). The symbol a merge creates is highlighted in the row of that merge."""
     rows, char_w, gap, left = len(segmentations), 0.34, 0.55, 2.6
     widths = [len(w) * (char_w + 0.06) + 0.2 for w in words]
-    fig, ax = canvas(left + sum(widths) + gap * len(words), 1.0 + 0.72 * rows, scale=0.7)
+    fig, ax = canvas(left + sum(widths) + gap * len(words), 1.0 + 0.72 * rows, scale=0.6)
     top = 0.72 * rows + 0.3
     x = left
     starts = []
@@ -398,14 +403,14 @@ def wordpiece_search(word, steps):
     per piece found, of (candidate, in the vocabulary?) in the order tried, longest first."""
     cols, col_w = len(steps), max(2.3, 0.3 * len(word) + 0.6)
     height = max(len(s) for s in steps)
-    fig, ax = canvas(0.3 + cols * (col_w + 0.5), 2.4 + 0.6 * height, scale=0.7)
+    fig, ax = canvas(0.3 + cols * (col_w + 0.5), 2.4 + 0.6 * height, scale=0.62)
     top = 1.6 + 0.6 * height
     pieces = []
     for j, tried in enumerate(steps):
         x = 0.3 + j * (col_w + 0.5)
         rest = tried[0][0].removeprefix("##")
         label(ax, x + col_w / 2, top + 0.4, f"step {j + 1}: longest vocabulary\npiece at the start of “{rest}”",
-              fontsize=8)  # fmt: skip
+              fontsize=9)  # fmt: skip
         for k, (candidate, found) in enumerate(tried):
             y = top - 0.6 * (k + 1)
             box(ax, x, y, col_w, 0.45, candidate + ("  ✓" if found else "  ✗"),
@@ -415,7 +420,7 @@ def wordpiece_search(word, steps):
                 if j + 1 < cols:
                     arrow(ax, (x + col_w, y + 0.22), (x + col_w + 0.5, top - 0.38), color=INK)
     label(ax, 0.3, 0.95, "✗ not in the vocabulary (grey, dashed)    ✓ in the vocabulary: kept",
-          ha="left", fontsize=8, color=MUTED)  # fmt: skip
+          ha="left", fontsize=9, color=MUTED)  # fmt: skip
     label(ax, 0.3, 0.4, f"{word}  →  " + "  ".join(pieces), ha="left", fontsize=10,
           weight="bold")  # fmt: skip
     return fig
@@ -644,11 +649,11 @@ def _sublayer_stack(ax, x, y, w, blocks):
         arrow(ax, (x + w / 2, y), (x + w / 2, y + step))
         start = y + 0.12  # where the residual leaves the main path
         y += step
-        box(ax, x, y, w, h, text, color=color, fontsize=9)
+        box(ax, x, y, w, h, text, color=color, fontsize=10)
         centres.append((x, y + h / 2))
         arrow(ax, (x + w / 2, y + h), (x + w / 2, y + h + step))
         y += h + step
-        box(ax, x, y, w, norm_h, "add & LayerNorm", color="yellow", fontsize=9)
+        box(ax, x, y, w, norm_h, "add & LayerNorm", color="yellow", fontsize=10)
         side = x + w + 0.35  # the residual: around the block's right side into the add
         ax.plot([x + w / 2, side, side], [start, start, y + norm_h / 2], color=INK, lw=1.2)
         arrow(ax, (side, y + norm_h / 2), (x + w + 0.02, y + norm_h / 2))
@@ -669,21 +674,21 @@ def transformer_layers(d_ff=128, n_enc=2, n_dec=2):
         ("masked self-attention\n(causal & padding mask)", "sky"),
         ("cross-attention: q from here,\nk and v from the encoder", "green"),
         (ff, "orange")])  # fmt: skip
-    box(ax, ex, 0.2, w, 0.55, "source embeddings + positions", color="grey", fontsize=9)
-    box(ax, dx, 0.2, w, 0.55, "target embeddings + positions", color="grey", fontsize=9)
+    box(ax, ex, 0.2, w, 0.55, "source embeddings + positions", color="grey", fontsize=10)
+    box(ax, dx, 0.2, w, 0.55, "target embeddings + positions", color="grey", fontsize=10)
     arrow(ax, (ex + w / 2, 0.75), (ex + w / 2, 1.0))
     arrow(ax, (dx + w / 2, 0.75), (dx + w / 2, 1.0))
     arrow(ax, (ex + w / 2, top), (ex + w / 2, top + 0.45))
-    label(ax, ex + w / 2, top + 0.7, "encoder output (memory), (B, S, C)", fontsize=9)
+    label(ax, ex + w / 2, top + 0.7, "encoder output, (B, S, C)", fontsize=10)
     arrow(ax, (dx + w / 2, dtop), (dx + w / 2, dtop + 0.45))
-    label(ax, dx + w / 2, dtop + 0.7, "to the next layer, then the output layer", fontsize=9)
+    label(ax, dx + w / 2, dtop + 0.7, "to the next layer, then the output layer", fontsize=10)
     cy, turn = centres[1][1], ex + w + 1.4  # the encoder's output feeds every cross-attention
     ax.plot([ex + w + 0.1, turn, turn], [top + 0.7, top + 0.7, cy], color=COLORS["green"], lw=1.4)
     arrow(ax, (turn, cy), (dx - 0.02, cy), color=COLORS["green"])
-    label(ax, ex + w / 2, top + 1.5, f"encoder layer (× {n_enc})", fontsize=11, weight="bold")
-    label(ax, dx + w / 2, dtop + 1.05, f"decoder layer (× {n_dec})", fontsize=11, weight="bold")
+    label(ax, ex + w / 2, top + 1.5, f"encoder layer (× {n_enc})", fontsize=12, weight="bold")
+    label(ax, dx + w / 2, dtop + 1.05, f"decoder layer (× {n_dec})", fontsize=12, weight="bold")
     label(ax, 0.3, top + 2.7, "post-norm (this chapter):  x = LayerNorm(x + block(x))\n"
-          "pre-norm (GPT-2, Chapter 6):  x = x + block(LayerNorm(x))", fontsize=9, color=MUTED,
+          "pre-norm (GPT-2, Chapter 6):  x = x + block(LayerNorm(x))", fontsize=10, color=MUTED,
           ha="left")  # fmt: skip
     return fig
 
