@@ -295,38 +295,43 @@ def distillation(T=2.0, alpha=0.5):
 
 def seq2seq_bottleneck(source, target):
     """Chapter 1: an encoder-decoder without attention. The encoder reads ``source`` (words),
-    its final state is one fixed vector, and the decoder writes ``target`` from that vector."""
-    step, w = 1.12, 0.98
+    its final state is one fixed vector, and the decoder writes ``target`` from that vector.
+    Encoder above, decoder below, so that the figure fits the page with readable text."""
+    step, w, up = 1.12, 0.98, 4.2  # column pitch, box width, the encoder row's lift
     n_enc, n_dec = len(source), len(target) + 1
-    mid = 0.3 + n_enc * step + 0.35  # the fixed vector sits between encoder and decoder
-    left_dec = mid + 1.75
-    fig, ax = canvas(left_dec + n_dec * step + 0.2, 4.6, scale=0.62)
+    left_dec = 1.7
+    mid = 0.3 + n_enc * step + 0.35  # the fixed vector sits right of the encoder
+    fig, ax = canvas(max(mid + 3.6, left_dec + n_dec * step + 0.2), 7.3, scale=0.62)
     for i, word in enumerate(source):
         x = 0.3 + i * step
-        box(ax, x, 0.35, w, 0.5, word, color="sky", fontsize=8)
-        box(ax, x, 1.55, w, 0.6, "GRU", color="blue", fontsize=8)
-        arrow(ax, (x + w / 2, 0.87), (x + w / 2, 1.53), color=MUTED, width=1.0)
+        box(ax, x, 0.35 + up, w, 0.5, word, color="sky", fontsize=9)
+        box(ax, x, 1.55 + up, w, 0.6, "GRU", color="blue", fontsize=9)
+        arrow(ax, (x + w / 2, 0.87 + up), (x + w / 2, 1.53 + up), color=MUTED, width=1.0)
         if i:
-            arrow(ax, (x - step + w, 1.85), (x, 1.85), color=INK, width=1.0)
-    label(ax, 0.3 + n_enc * step / 2, 2.6, "encoder: reads the French words", fontsize=9)
-    box(ax, mid, 1.35, 1.3, 1.0, "one fixed\nvector", color="red", fontsize=9, bold=True)
-    arrow(ax, (mid - 0.35 - step + w + 0.1, 1.85), (mid, 1.85), color="red", width=1.8)
-    label(ax, mid + 0.65, 2.45, "all the decoder\never sees of\nthe source", fontsize=8,
-          color="red", va="bottom")  # fmt: skip
-    arrow(ax, (mid + 1.3, 1.85), (left_dec, 1.85), color="red", width=1.8)
+            arrow(ax, (x - step + w, 1.85 + up), (x, 1.85 + up), color=INK, width=1.0)
+    label(ax, 0.3 + n_enc * step / 2, 2.6 + up, "encoder: reads the French words", fontsize=10)
+    box(ax, mid, 1.35 + up, 1.3, 1.0, "one fixed\nvector", color="red", fontsize=10, bold=True)
+    arrow(ax, (mid - 0.35 - step + w + 0.1, 1.85 + up), (mid, 1.85 + up), color="red", width=1.8)
+    label(ax, mid + 1.45, 1.85 + up, "all the decoder\never sees of\nthe source", fontsize=9,
+          color="red", ha="left")  # fmt: skip
+    # the only path to the decoder: down from the vector, left, and into its first step
+    path_y = 3.75
+    ax.plot([mid + 0.65, mid + 0.65, left_dec - 0.45, left_dec - 0.45],
+            [1.33 + up, path_y, path_y, 1.85], color=COLORS["red"], lw=1.8)  # fmt: skip
+    arrow(ax, (left_dec - 0.46, 1.85), (left_dec, 1.85), color="red", width=1.8)
     inputs, outputs = ["<s>", *target], [*target, "</s>"]
     for i in range(n_dec):
         x = left_dec + i * step
-        box(ax, x, 1.55, w, 0.6, "GRU", color="green", fontsize=8)
-        box(ax, x, 0.35, w, 0.5, inputs[i], color="grey", fontsize=8)
-        box(ax, x, 2.85, w, 0.5, outputs[i], color="yellow", fontsize=8)
+        box(ax, x, 1.55, w, 0.6, "GRU", color="green", fontsize=9)
+        box(ax, x, 0.35, w, 0.5, inputs[i], color="grey", fontsize=9)
+        box(ax, x, 2.85, w, 0.5, outputs[i], color="yellow", fontsize=9)
         arrow(ax, (x + w / 2, 0.87), (x + w / 2, 1.53), color=MUTED, width=1.0)
         arrow(ax, (x + w / 2, 2.17), (x + w / 2, 2.83), color=MUTED, width=1.0)
         if i:
             arrow(ax, (x - step + w, 1.85), (x, 1.85), color=INK, width=1.0)
-    label(ax, left_dec + n_dec * step / 2, 3.9, "decoder: writes English, one word a step",
-          fontsize=9)  # fmt: skip
-    label(ax, left_dec - 0.1, 0.6, "previous\nword", ha="right", fontsize=8, color=MUTED)
+    label(ax, left_dec + n_dec * step / 2, 3.95, "decoder: writes English, one word a step",
+          fontsize=10, va="bottom")  # fmt: skip
+    label(ax, left_dec - 0.1, 0.6, "previous\nword", ha="right", fontsize=9, color=MUTED)
     return fig
 
 
@@ -338,7 +343,7 @@ def attention_average(source, weights=None, output=None):
     word this step writes."""
     n, step, w, left = len(source), 1.12, 0.98, 2.3
     right = left + n * step
-    fig, ax = canvas(right + 3.4, 6.4, scale=0.62)
+    fig, ax = canvas(right + 3.4, 6.4, scale=0.55)  # fits the page: no text under 8 pt there
     centres = [left + i * step + w / 2 for i in range(n)]
     mid = left + n * step / 2
     for i, word in enumerate(source):
@@ -356,20 +361,20 @@ def attention_average(source, weights=None, output=None):
             share = float(weights[i])
             height = 0.04 + share
             ax.add_patch(plt.Rectangle((x + 0.2, 3.25), w - 0.4, height, color=COLORS["purple"]))
-            label(ax, centres[i], 3.25 + height + 0.14, f"{share:.2f}", fontsize=8)
+            label(ax, centres[i], 3.25 + height + 0.14, f"{share:.2f}", fontsize=9)
             top = 3.25 + height + 0.3
         arrow(ax, (centres[i], top), (mid, 5.3), color="purple", width=0.4 + 2.6 * share)
-    box(ax, 0.15, 2.85, 1.9, 0.7, "decoder state s\n(after step i − 1)", color="green",
-        fontsize=8)  # fmt: skip
+    box(ax, 0.15, 2.85, 1.9, 0.7, "decoder state\ns (step i − 1)", color="green",
+        fontsize=9)  # fmt: skip
     ax.plot([2.05, right - 0.1], [2.95, 2.95], color=COLORS["green"], lw=1.2)
     for c in centres:
         arrow(ax, (c, 2.95), (c, 2.72), color="green", width=1.0)
-    label(ax, 0.15, 0.47, "source words", ha="left", fontsize=8)
-    label(ax, 0.15, 1.3, "encoder states", ha="left", fontsize=8)
-    notes = [(2.45, "scores: e = v · tanh(W s + U h)"), (3.5, "weights: α = softmax(e),\nthey sum to 1"),
+    label(ax, 0.15, 0.47, "source words", ha="left", fontsize=9)
+    label(ax, 0.15, 1.3, "encoder\nstates", ha="left", fontsize=9)
+    notes = [(2.45, "scores:\ne = v · tanh(W s + U h)"), (3.5, "weights: α = softmax(e),\nthey sum to 1"),
              (5.6, "the weighted average\nof the encoder states")]  # fmt: skip
     for y, text in notes:
-        label(ax, right + 0.15, y, text, ha="left", fontsize=8, color=MUTED)
+        label(ax, right + 0.15, y, text, ha="left", fontsize=9, color=MUTED)
     text = "context c = Σ α h" + (f"   →  writes “{output}”" if output else "")
     box(ax, mid - 2.6, 5.3, 5.2, 0.6, text, color="purple", fontsize=9, bold=True)
     return fig
