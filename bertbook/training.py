@@ -8,8 +8,9 @@ holds what every model needs around it (as nanoGPT keeps ``train.py`` apart from
   ``train_classifier`` (a fixed number of AdamW steps), ``predict`` (outputs in input order).
 - **Caching**: ``code_fingerprint`` and ``artifact_path`` key a trained model by everything that
   made it (the code, without its docstrings and comments; the recipe; the weights it started
-  from; the library versions); ``teacher_path``, ``save_teacher`` and ``load_or_train_teacher``
-  keep Chapter 4's fine-tuned classifier for Chapter 5.
+  from, ``weights_id``; the library versions); ``save_state`` writes it. Which code and recipe
+  make a model is the model's chapter's to say: Chapter 4 keys its fine-tuned classifier
+  (``bertbook.bert.teacher_path``) for Chapter 5. This module names no model.
 - **Statistics**: ``bootstrap_interval`` (percentile bootstrap, paired when given differences).
 - **Timing**: one timer for every chapter. ``median_time`` reports the median of repeated calls;
   ``side_by_side`` times several functions interleaved in one run, so that a load that comes and
@@ -198,65 +199,6 @@ def save_state(model, path: Path) -> Path:
     torch.save(model.state_dict(), tmp)
     os.replace(tmp, path)
     return path
-
-
-def teacher_code() -> list:
-    """Everything whose code decides Chapter 4's fine-tuned classifier: Chapter 2's attention,
-    Chapter 4's encoder, classifier and recipe, and this module's batching and training loop."""
-    from bertbook import attention, bert
-
-    return [
-        attention.scaled_dot_product_attention,
-        attention.split_heads,
-        attention.merge_heads,
-        attention.MultiHeadAttention,
-        bert.BertEmbeddings,
-        bert.BertLayer,
-        bert.BertEncoder,
-        bert.copy_bert_layer,
-        bert.copy_bert_weights,
-        bert.mean_pool,
-        bert.SentimentClassifier,
-        bert.fine_tune_sentiment,
-        encode_sentences,
-        length_batches,
-        pad,
-        warmup_linear,
-        train_classifier,
-    ]
-
-
-def teacher_path(checkpoint, recipe=None, weights=None) -> Path:
-    """Cache file of Chapter 4's classifier fine-tuned from ``checkpoint`` with ``recipe``
-    (default ``bertbook.bert.TEACHER_RECIPE``); ``weights``: ``weights_id(checkpoint)`` if known."""
-    from bertbook import bert
-
-    recipe = bert.TEACHER_RECIPE if recipe is None else recipe
-    weights = weights_id(checkpoint) if weights is None else weights
-    return artifact_path("sentiment", teacher_code(), recipe, weights)
-
-
-def save_teacher(model, checkpoint, recipe=None, path=None) -> Path:
-    """Cache a fine-tuned classifier (``path``: ``teacher_path``'s result, if already known)."""
-    return save_state(model, path or teacher_path(checkpoint, recipe))
-
-
-def load_or_train_teacher(checkpoint, recipe=None, device="cpu"):
-    """(model, tokenizer, was_cached): Chapter 4's fine-tuned classifier, from the cache when it
-    is there, else trained with ``bertbook.bert.fine_tune_sentiment`` and cached."""
-    from transformers import AutoTokenizer
-
-    from bertbook import bert
-
-    recipe = bert.TEACHER_RECIPE if recipe is None else recipe
-    path = teacher_path(checkpoint, recipe)  # hashes the weights: computed once
-    if path.exists():
-        model = bert.SentimentClassifier(bert.BertEncoder.from_hf(checkpoint))
-        model.load_state_dict(torch.load(path, map_location="cpu"))
-        return model.to(device).eval(), AutoTokenizer.from_pretrained(checkpoint), True
-    model, tok, _ = bert.fine_tune_sentiment(checkpoint, recipe, device)
-    save_teacher(model, checkpoint, recipe, path)
-    return model, tok, False
 
 
 # -------------------------------------------------------------------------------- statistics
