@@ -358,7 +358,8 @@ def teacher_code() -> list:
         attention.MultiHeadAttention, bert.BertEmbeddings, bert.BertLayer, bert.BertEncoder,
         bert.copy_bert_layer, bert.copy_bert_weights, bert.mean_pool, bert.SentimentClassifier,
         bert.fine_tune_sentiment, training.encode_sentences, training.length_batches,
-        training.pad, training.warmup_linear, training.train_classifier,
+        training.pad, training.warmup_linear, training.training_batches,
+        training.train_classifier,
     ]  # fmt: skip
 
 

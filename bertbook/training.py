@@ -5,7 +5,8 @@ holds what every model needs around it (as nanoGPT keeps ``train.py`` apart from
 - **Batching**: ``encode_sentences`` (token ids), ``length_batches`` (batches of similar lengths),
   ``pad`` (ids and padding mask of one batch).
 - **Training and inference**: ``warmup_linear`` (BERT's learning-rate schedule),
-  ``train_classifier`` (a fixed number of AdamW steps), ``predict`` (outputs in input order).
+  ``training_batches`` (the batches of a run, known in advance), ``train_classifier`` (a fixed
+  number of AdamW steps), ``predict`` (outputs in input order).
 - **Caching**: ``code_fingerprint`` and ``artifact_path`` key a trained model by everything that
   made it (the code, without its docstrings and comments; the recipe; the weights it started
   from, ``weights_id``; the library versions); ``save_state`` writes it. Which code and recipe
@@ -84,33 +85,42 @@ def warmup_linear(steps, warmup=0.1):
     return lambda s: min((s + 1) / (warmup * steps), (steps - s) / ((1 - warmup) * steps))
 
 
+def training_batches(encodings, steps, batch_size=32, seed=0):
+    """The ``steps`` batches (lists of indices into ``encodings``) that ``train_classifier`` trains
+    on: epochs of ``length_batches`` drawn from a generator seeded with ``seed``, cut at ``steps``.
+    They depend on the seed and the lengths only, so a caller can tell in advance which sentences
+    a run will see."""
+    g = torch.Generator().manual_seed(seed)
+    batches = []
+    while len(batches) < steps:  # epochs, until the step budget ends
+        batches += length_batches(encodings, batch_size, g)[: steps - len(batches)]
+    return batches
+
+
 def train_classifier(model, encodings, labels, steps, lr, batch_size=32, seed=0, loss_fn=None):
     """Train ``model(ids, mask) -> logits (B, n_classes)`` for ``steps`` AdamW steps on
     length-bucketed batches, with warm-up and linear decay and gradients clipped at norm 1.
     Returns the training losses.
 
     ``loss_fn(logits, batch)`` (``batch``: the indices of the batch's sentences) defaults to the
-    cross-entropy with ``labels``; Chapter 5 passes a distillation loss. The batches depend on
-    ``seed`` only, so two runs with the same seed see the same sentences in the same order."""
+    cross-entropy with ``labels``; Chapter 5 passes a distillation loss. The batches
+    (``training_batches``) depend on ``seed`` only, so two runs with the same seed see the same
+    sentences in the same order."""
     device = next(model.parameters()).device
     labels = torch.as_tensor(labels)
     loss_fn = loss_fn or (lambda logits, batch: F.cross_entropy(logits, labels[batch].to(device)))
-    g = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_linear(steps))
     losses = []
     model.train()
-    while len(losses) < steps:  # epochs, until the step budget ends
-        for batch in length_batches(encodings, batch_size, g):
-            loss = loss_fn(model(*pad(encodings, batch, device=device)), batch)
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            losses.append(loss.item())
-            if len(losses) == steps:
-                break
+    for batch in training_batches(encodings, steps, batch_size, seed):
+        loss = loss_fn(model(*pad(encodings, batch, device=device)), batch)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        losses.append(loss.item())
     model.eval()
     return losses
 

@@ -319,3 +319,53 @@ def test_without_a_cache_the_teacher_is_trained_cached_then_loaded(tmp_path, mon
     assert was_cached
     for (name, a), (_, b) in zip(trained.state_dict().items(), loaded.state_dict().items()):
         assert torch.equal(a, b), name
+
+
+def _smallest_text_at_content_width(fig, content_width=7.5):
+    """The smallest font size (pt) of the figure's texts when it is shown 7.5 in wide."""
+    import matplotlib.text
+
+    fig.canvas.draw()
+    sizes = [t.get_fontsize() for t in fig.findobj(matplotlib.text.Text) if t.get_text().strip()]
+    return min(sizes) * content_width / fig.get_figwidth()
+
+
+@pytest.mark.parametrize(
+    "draw",
+    [
+        lambda d: d.bert_input_embeddings(
+            [
+                "[CLS]",
+                "my",
+                "dog",
+                "is",
+                "cute",
+                "[SEP]",
+                "he",
+                "likes",
+                "playing",
+                "fetch",
+                "[SEP]",
+            ],
+            [0] * 6 + [1] * 5,
+        ),  # fmt: skip
+        lambda d: d.mlm_masking(
+            ["[CLS]", "my", "dog", "is", "cute", "and", "he", "likes", "the", "park", "[SEP]"],
+            {4, 7, 9},
+            {4: "[MASK]", 7: "apple"},
+        ),
+        lambda d: d.classification_heads(),
+    ],
+)
+def test_chapter_4_diagrams_are_readable_at_the_page_width(draw):
+    """The chapter's own inputs: every text at least 8 pt when the figure is 7.5 in wide."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from bertbook import diagrams
+
+    fig = draw(diagrams)
+    assert _smallest_text_at_content_width(fig) >= 8
+    plt.close(fig)

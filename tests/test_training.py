@@ -19,6 +19,7 @@ from bertbook.training import (
     predict,
     save_state,
     train_classifier,
+    training_batches,
     warmup_linear,
     weights_id,
 )
@@ -91,6 +92,22 @@ def test_train_classifier_learns_and_is_reproducible():
     assert runs[0][0] == runs[1][0] and torch.equal(runs[0][1], runs[1][1])
     accuracy = (runs[0][1].argmax(-1) == torch.tensor(labels)).float().mean()
     assert accuracy > 0.8
+
+
+def test_training_batches_are_the_batches_train_classifier_sees():
+    encodings, labels = _task(100)
+    seen = []
+
+    def loss_fn(logits, batch):
+        seen.append(list(batch))
+        return torch.nn.functional.cross_entropy(logits, torch.as_tensor(labels)[batch])
+
+    torch.manual_seed(0)
+    train_classifier(_Bag(), encodings, labels, steps=15, lr=0.05, batch_size=16, loss_fn=loss_fn)
+    batches = training_batches(encodings, 15, batch_size=16, seed=0)
+    assert seen == batches and len(batches) == 15  # 7 batches an epoch: into a third epoch
+    assert batches[:7] == length_batches(encodings, 16, torch.Generator().manual_seed(0))
+    assert training_batches(encodings, 15, 16, seed=1) != batches
 
 
 def test_predict_keeps_the_input_order():
