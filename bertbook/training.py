@@ -12,6 +12,7 @@ holds what every model needs around it (as nanoGPT keeps ``train.py`` apart from
   from, ``weights_id``; the library versions); ``save_state`` writes it. Which code and recipe
   make a model is the model's chapter's to say: Chapter 4 keys its fine-tuned classifier
   (``bertbook.bert.teacher_path``) for Chapter 5. This module names no model.
+- **Memory**: ``release_memory`` gives freed memory back to the operating system.
 - **Statistics**: ``bootstrap_interval`` (percentile bootstrap, paired when given differences).
 - **Timing**: one timer for every chapter. ``median_time`` reports the median of repeated calls;
   ``side_by_side`` times several functions interleaved in one run, so that a load that comes and
@@ -209,6 +210,28 @@ def save_state(model, path: Path) -> Path:
     torch.save(model.state_dict(), tmp)
     os.replace(tmp, path)
     return path
+
+
+def release_memory() -> bool:
+    """Hand the memory that Python and torch have freed back to the operating system.
+
+    glibc's malloc keeps freed blocks for reuse, and after a training loop of many mid-sized
+    tensors those blocks are scattered: the process's resident size stays at its high-water mark
+    (measured: 0.30 GB kept after 100 steps of Chapter 4's tiny BERT), and Binder's 2 GB limit
+    counts it. ``malloc_trim`` returns them. True where the C library has it (Linux with glibc);
+    elsewhere nothing happens and the answer is False."""
+    import ctypes
+    import ctypes.util
+    import gc
+
+    gc.collect()
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        trim = libc.malloc_trim
+    except (OSError, AttributeError):
+        return False
+    trim(0)
+    return True
 
 
 # -------------------------------------------------------------------------------- statistics
