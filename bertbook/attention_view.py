@@ -67,10 +67,20 @@ _SCRIPT = r"""
       svg.appendChild(cell);
     }
   }
+  function describe(w) {   // the text alternative: each token's strongest target
+    const head = +headSel.value < 0 ? "mean of the heads" : "head " + headSel.value;
+    return "Layer " + layerSel.value + ", " + head + ": " + data.tokens.map((t, i) => {
+      const j = w[i].indexOf(Math.max(...w[i]));
+      return t + " \u2192 " + data.tokens[j] + " " + w[i][j].toFixed(2);
+    }).join("; ");
+  }
   function draw() {
     while (svg.firstChild) svg.removeChild(svg.firstChild);
     const w = weights();
     if (modeSel.value === "lines") drawLines(w); else drawHeatmap(w);
+    const text = describe(w);
+    svg.setAttribute("aria-label", text);
+    root.querySelector(".bb-describe").textContent = text;
   }
   svg.addEventListener("mouseleave", () => { focus = null; draw(); });
   [layerSel, headSel, modeSel].forEach(s => s.addEventListener("change", draw));
@@ -79,10 +89,34 @@ _SCRIPT = r"""
 """
 
 
+LEGEND = (
+    "Lines: each token on the left (a query) is joined to the tokens on the right (the keys) it "
+    "attends to; the darker the line, the larger the weight (weights under 0.02 are not drawn). "
+    "Hover over a token on the left to see its lines alone. Heatmap: row i, column j is the "
+    "weight that token i gives token j; each row sums to 1."
+)
+
+
+def describe(tokens: list[str], weights) -> str:
+    """Each token's strongest target in ``weights`` (T, T): the viewer's text alternative."""
+    parts = []
+    for t, row in zip(tokens, weights):
+        j = max(range(len(row)), key=row.__getitem__)
+        parts.append(f"{t} \u2192 {tokens[j]} {row[j]:.2f}")
+    return "; ".join(parts)
+
+
 def attention_html(
-    tokens: list[str], attentions, layer: int = 0, head: int = 0, precision: int = 3
+    tokens: list[str],
+    attentions,
+    layer: int = 0,
+    head: int = 0,
+    precision: int = 3,
+    caption: str = "",
 ) -> str:
-    """HTML of an interactive viewer for ``attentions``: a nested list or tensor (layers, heads, T, T)."""
+    """HTML of an interactive viewer for ``attentions``: a nested list or tensor (layers, heads, T,
+    T), in a figure with ``caption``, a legend, and a text alternative (each token's strongest
+    target in the layer and head shown) that the script keeps in step with the selectors."""
     att = attentions.tolist() if hasattr(attentions, "tolist") else attentions
     n_layers, n_heads, T = len(att), len(att[0]), len(att[0][0])
     if len(tokens) != T:
@@ -98,21 +132,28 @@ def attention_html(
         ]
         return "".join(opts)
 
+    text = f"Layer {layer}, head {head}: " + describe(tokens, att[layer][head])
     return (
-        f'<div id="{uid}" class="bb-attention" style="font-family:sans-serif">'
+        f'<figure id="{uid}" class="bb-attention" style="font-family:sans-serif;margin:0">'
         f'<label>layer <select class="bb-layer">{options(n_layers, layer)}</select></label> '
         f'<label>head <select class="bb-head">{options(n_heads, head, [(-1, "mean")])}</select></label> '
         '<label>view <select class="bb-mode"><option value="lines">lines</option>'
         '<option value="heatmap">heatmap</option></select></label>'
-        '<div><svg xmlns="http://www.w3.org/2000/svg"></svg></div>'
+        f'<div><svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="{html.escape(text)}">'
+        "</svg></div>"
+        f'<p class="bb-legend" style="font-size:0.9em">{html.escape(LEGEND)}</p>'
+        "<details><summary>The weights in words: each token's strongest target</summary>"
+        f'<p class="bb-describe">{html.escape(text)}</p></details>'
+        + (f"<figcaption>{html.escape(caption)}</figcaption>" if caption else "")
+        +
         # "</" inside the JSON cannot close the script element: escape it.
         f'<script type="application/json">{payload.replace("</", "<" + chr(92) + "/")}</script>'
-        f"<script>{_SCRIPT % {'id': uid}}</script></div>"
+        f"<script>{_SCRIPT % {'id': uid}}</script></figure>"
     )
 
 
-def show_attention(tokens: list[str], attentions, layer: int = 0, head: int = 0):
+def show_attention(tokens: list[str], attentions, layer: int = 0, head: int = 0, caption: str = ""):
     """Display the viewer in a notebook (IPython's HTML display)."""
     from IPython.display import HTML, display
 
-    display(HTML(attention_html(tokens, attentions, layer, head)))
+    display(HTML(attention_html(tokens, attentions, layer, head, caption=caption)))

@@ -1,7 +1,8 @@
 """Chapter 4: BERT from scratch (embeddings, post-norm encoder layers, the encoder,
 BertEncoder.from_hf loading a transformers BERT), MLM masking and the masked-word head, a WordPiece
-vocabulary from BPE merges, mean pooling, the sentiment classifier and its fine-tuning recipe.
-Batching, training loops, caching and statistics are in bertbook.training.
+vocabulary from BPE merges, mean pooling, the sentiment classifier, its fine-tuning recipe and the
+cache that keeps it for Chapter 5. Batching, training loops, cache keys and statistics are in
+bertbook.training.
 
 Generated from book/04_bert.ipynb by `python -m bertbook.maint sync`: edit the notebook, not this
 file."""
@@ -14,7 +15,13 @@ import torch.nn.functional as F
 
 from bertbook.attention import MultiHeadAttention
 from bertbook.tokenization import BPE_PRETOKENIZER, bpe_encode, train_bpe
-from bertbook.training import encode_sentences, train_classifier
+from bertbook.training import (
+    artifact_path,
+    encode_sentences,
+    save_state,
+    train_classifier,
+    weights_id,
+)
 
 
 class BertEmbeddings(nn.Module):
@@ -335,3 +342,58 @@ def fine_tune_sentiment(checkpoint, recipe=TEACHER_RECIPE, device="cpu"):
     steps, lr, batch_size, seed = (recipe[k] for k in ("steps", "lr", "batch_size", "seed"))
     losses = train_classifier(model, encodings, labels, steps, lr, batch_size, seed)
     return model.eval(), tok, losses
+
+
+def teacher_code() -> list:
+    """Everything whose code decides the fine-tuned classifier: Chapter 2's attention, this
+    chapter's encoder, classifier and recipe, and the batching and training loop. Taken from the
+    saved modules, so that this chapter and Chapter 5 compute the same key.
+
+    Defined in Chapter 4, section “A cannon at sparrows? Fine-tuning against cheap baselines”.
+    """
+    from bertbook import attention, bert, training
+
+    return [
+        attention.scaled_dot_product_attention, attention.split_heads, attention.merge_heads,
+        attention.MultiHeadAttention, bert.BertEmbeddings, bert.BertLayer, bert.BertEncoder,
+        bert.copy_bert_layer, bert.copy_bert_weights, bert.mean_pool, bert.SentimentClassifier,
+        bert.fine_tune_sentiment, training.encode_sentences, training.length_batches,
+        training.pad, training.warmup_linear, training.training_batches,
+        training.train_classifier,
+    ]  # fmt: skip
+
+
+def teacher_path(checkpoint, recipe=TEACHER_RECIPE, weights=None):
+    """The cache file of the classifier fine-tuned from checkpoint with recipe (weights:
+    weights_id(checkpoint), if already known: hashing 90 MB takes a moment).
+
+    Defined in Chapter 4, section “A cannon at sparrows? Fine-tuning against cheap baselines”.
+    """
+    weights = weights_id(checkpoint) if weights is None else weights
+    return artifact_path("sentiment", teacher_code(), recipe, weights)
+
+
+def save_teacher(model, checkpoint, recipe=TEACHER_RECIPE, path=None):
+    """Cache a fine-tuned classifier (path: teacher_path's result, if already known).
+
+    Defined in Chapter 4, section “A cannon at sparrows? Fine-tuning against cheap baselines”.
+    """
+    return save_state(model, path or teacher_path(checkpoint, recipe))
+
+
+def load_or_train_teacher(checkpoint, recipe=TEACHER_RECIPE, device="cpu"):
+    """(model, tokenizer, was_cached): the fine-tuned classifier, from the cache when it is
+    there, else trained with fine_tune_sentiment and cached. Chapter 5 starts here.
+
+    Defined in Chapter 4, section “A cannon at sparrows? Fine-tuning against cheap baselines”.
+    """
+    from transformers import AutoTokenizer
+
+    path = teacher_path(checkpoint, recipe)  # hashes the weights: computed once
+    if path.exists():
+        model = SentimentClassifier(BertEncoder.from_hf(checkpoint))
+        model.load_state_dict(torch.load(path, map_location="cpu"))
+        return model.to(device).eval(), AutoTokenizer.from_pretrained(checkpoint), True
+    model, tok, _ = fine_tune_sentiment(checkpoint, recipe, device)
+    save_teacher(model, checkpoint, recipe, path)
+    return model, tok, False

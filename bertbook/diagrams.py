@@ -155,30 +155,29 @@ def matrix(ax, x, y, values, cell=0.45, cmap="Blues", vmin=None, vmax=None, fmt=
 
 
 def bert_input_embeddings(tokens, segments):
-    """Chapter 4: BERT's input for one sequence; each column is the sum of a token, a segment
-    and a position embedding. ``tokens``: the token strings, ``segments``: 0 or 1 for each."""
-    n = len(tokens)
-    w, step, left = 0.92, 1.0, 2.2
-    fig, ax = canvas(left + n * step + 0.3, 5.1, scale=0.72)
-    # The token row names each token (its embedding is E[token]): room for the word itself.
-    rows = [("token E[·]", "orange", lambda i: tokens[i]),
-            ("segment", None, lambda i: f"E_{'AB'[segments[i]]}"),
-            ("position", "grey", lambda i: f"E_{i}")]  # fmt: skip
-    for i in range(n):
-        x = left + i * step
-        for r, (_, color, text) in enumerate(rows):
-            y = 4.2 - r * 1.05
-            color = color or ("green" if segments[i] == 0 else "sky")
-            box(ax, x, y, w, 0.62, text(i), color=color, fontsize=8)
-            if r < 2:
-                label(ax, x + w / 2, y - 0.22, "+", fontsize=11, color=MUTED)
-        box(ax, x, 0.85, w, 0.55, f"x_{i}", color="blue", fontsize=8)
-        arrow(ax, (x + w / 2, 2.05), (x + w / 2, 1.45), color=MUTED, width=1.0)
-    for r, (name, _, _) in enumerate(rows):
-        label(ax, left - 0.15, 4.51 - r * 1.05, name, ha="right", fontsize=10)
-    label(ax, left - 0.15, 1.12, "LayerNorm\nof the sum", ha="right", fontsize=9)
-    label(ax, left + n * step / 2, 0.35, "one vector of width C per position: the input of layer 1",
-          fontsize=9)  # fmt: skip
+    """Chapter 4: BERT's input for one sequence, one row per position; each row is the sum of a
+    token, a segment and a position embedding. ``tokens``: the token strings, ``segments``: 0 or 1
+    for each. Rows, not columns, so that the labels stay readable at the page's width."""
+    n, row, w = len(tokens), 0.62, 1.7
+    fig, ax = canvas(11.6, n * row + 1.55, scale=0.62)
+    cols = [("token", 1.9), ("segment", 4.3), ("position", 6.7)]
+    for name, x in cols:
+        label(ax, x + w / 2, n * row + 1.1, name, fontsize=10, weight="bold")
+    label(ax, 10.35, n * row + 1.1, "input", fontsize=10, weight="bold")
+    for i, word in enumerate(tokens):
+        y = (n - 1 - i) * row + 0.55
+        label(ax, 1.75, y + 0.24, word, ha="right", fontsize=10, weight="bold")
+        texts = [f"E[{word}]", f"E_{'AB'[segments[i]]}", f"E_{i}"]
+        colors = ["orange", "green" if segments[i] == 0 else "sky", "grey"]
+        for (_, x), text, color in zip(cols, texts, colors):
+            box(ax, x, y, w, 0.48, text, color=color, fontsize=9)
+        for x in (3.6, 6.0):
+            label(ax, x + 0.35, y + 0.24, "+", fontsize=11, color=MUTED)
+        arrow(ax, (8.45, y + 0.24), (9.55, y + 0.24), color=MUTED, width=1.0)
+        box(ax, 9.6, y, 1.5, 0.48, f"x_{i}", color="blue", fontsize=9)
+    label(ax, 9.0, n * row + 1.1, "LayerNorm", fontsize=9, color=MUTED)
+    label(ax, 5.8, 0.05, "one vector of width C per position: the input of layer 1", fontsize=9,
+          va="bottom")  # fmt: skip
     return fig
 
 
@@ -186,45 +185,41 @@ def mlm_masking(tokens, chosen, replaced):
     """Chapter 4: BERT's masking on one sentence. ``chosen``: the positions picked (15%),
     ``replaced``: {position: what the model reads there} ([MASK] or a random token; a chosen
     position not in it is left unchanged). Labels hold the original token at chosen positions."""
-    left, gap, o = 2.3, 0.1, 1.3  # o: room below the rows for the legend
-    shown = [replaced.get(i, word) for i, word in enumerate(tokens)]
-    # Each column as wide as its longest word, so that 8-pt text fits a page-wide figure.
-    widths = [0.35 + 0.14 * max(len(a), len(b)) for a, b in zip(tokens, shown)]
-    fig, ax = canvas(left + sum(widths) + gap * len(tokens) + 0.2, 3.9 + o, scale=0.72)
-    x = left
-    for i, (word, w) in enumerate(zip(tokens, widths)):
+    n, w, step, left = len(tokens), 0.95, 1.05, 2.3
+    fig, ax = canvas(left + n * step + 0.2, 5.6, scale=0.6)
+    for i, word in enumerate(tokens):
+        x = left + i * step
         special = word.startswith("[") and word.endswith("]")
-        box(ax, x, 2.7 + o, w, 0.55, word, color="grey" if special else "sky", fontsize=8)
+        box(ax, x, 4.5, w, 0.55, word, color="grey" if special else "sky", fontsize=9)
         picked = i in chosen
-        seen = shown[i]
+        seen = replaced.get(i, word)
         color = (
             ("orange" if seen == "[MASK]" else "purple" if seen != word else "green")
             if picked
             else "grey"
         )
-        box(ax, x, 1.35 + o, w, 0.55, seen, color=color, fontsize=8, bold=picked)
-        box(ax, x, o, w, 0.55, word if picked else "–", color="yellow" if picked else "grey",
-            fontsize=8, dashed=not picked)  # fmt: skip
+        box(ax, x, 3.15, w, 0.55, seen, color=color, fontsize=9, bold=picked)
+        box(ax, x, 1.8, w, 0.55, word if picked else "–", color="yellow" if picked else "grey",
+            fontsize=9, dashed=not picked)  # fmt: skip
         if picked:
-            arrow(ax, (x + w / 2, 2.68 + o), (x + w / 2, 1.92 + o), color=INK, width=1.0)
-        x += w + gap
-    for y, name in [(2.97, "text"), (1.62, "model reads"), (0.27, "labels")]:
-        label(ax, left - 0.15, y + o, name, ha="right", fontsize=9)
-    label(ax, 0.2, 3.6 + o, "15% of the positions are chosen (never [CLS], [SEP], [PAD]); the "
-          "loss counts only where a label is given (– is ignored)", ha="left", fontsize=8)  # fmt: skip
-    x = left
-    for text, color in [("80%: [MASK]", "orange"), ("10%: a random token", "purple"),
-                        ("10%: left unchanged", "green")]:  # fmt: skip
-        box(ax, x, 0.3, 0.35, 0.35, "", color=color)
-        label(ax, x + 0.5, 0.47, text, ha="left", fontsize=8)
-        x += 0.75 + 0.13 * len(text)
+            arrow(ax, (x + w / 2, 4.48), (x + w / 2, 3.72), color=INK, width=1.0)
+    for y, name in [(4.77, "text"), (3.42, "model reads"), (2.07, "labels")]:
+        label(ax, left - 0.15, y, name, ha="right", fontsize=10)
+    label(ax, 0.2, 1.2, "15% of the positions are chosen (never [CLS], [SEP], [PAD]); of those:",
+          ha="left", fontsize=9)  # fmt: skip
+    for k, (text, color) in enumerate([("80%: [MASK]", "orange"), ("10%: a random token", "purple"),
+                                       ("10%: left unchanged", "green")]):  # fmt: skip
+        box(ax, 0.4 + k * 4.6, 0.45, 0.35, 0.35, "", color=color)
+        label(ax, 0.9 + k * 4.6, 0.62, text, ha="left", fontsize=9)
+    label(ax, 0.2, 0.05, "the loss looks only where a label is given (– is ignored)", ha="left",
+          va="bottom", fontsize=9)  # fmt: skip
     return fig
 
 
 def classification_heads():
     """Chapter 4: two ways to turn an encoder's output into class logits: BERT's [CLS] vector
     through the pooler, and the mean of the token vectors used in the chapter."""
-    fig, ax = canvas(12.4, 5.2, scale=0.72)
+    fig, ax = canvas(12.4, 5.2, scale=0.6)
     for col, title in [(0.2, "BERT's classifier (the paper)"), (6.5, "this chapter's classifier")]:
         mid = col + 2.9
         label(ax, mid, 4.95, title, fontsize=11, weight="bold")
@@ -253,40 +248,36 @@ def classification_heads():
 def distillation(T=2.0, alpha=0.5):
     """Chapter 5: offline distillation. The teacher's logits, softened by the temperature T,
     are the soft target; the label is the hard target; the student's loss mixes the two."""
-    # Five columns, each box as narrow as its 8-pt text allows (the figure fits the page).
-    xs, ws = [0.2, 2.2, 5.3, 7.8, 11.0], [1.5, 2.6, 1.9, 2.7, 2.3]
-    right = [x + w for x, w in zip(xs, ws)]
-    fig, ax = canvas(right[-1] + 0.2, 7.3, scale=0.7)
+    fig, ax = canvas(14.9, 7.3, scale=0.5)
     o = 1.0  # room below for the gradient's path
-    box(ax, xs[0], 2.95 + o, ws[0], 0.8, "a\nsentence", color="grey", fontsize=9)
-    box(ax, xs[1], 4.6 + o, ws[1], 1.0, "teacher (6 layers)\nfine-tuned, frozen", color="blue",
-        fontsize=8)  # fmt: skip
-    box(ax, xs[1], 1.4 + o, ws[1], 1.0, "student (3 layers)\nfrom teacher's\n0, 2, 4",
-        color="green", fontsize=8)  # fmt: skip
-    arrow(ax, (right[0], 3.55 + o), (xs[1], 5.1 + o))
-    arrow(ax, (right[0], 3.15 + o), (xs[1], 1.9 + o))
+    box(ax, 0.2, 2.95 + o, 2.0, 0.8, "a sentence", color="grey", fontsize=10)
+    box(ax, 3.0, 4.6 + o, 2.8, 1.0, "teacher (6 layers)\nfine-tuned, frozen", color="blue",
+        fontsize=9)  # fmt: skip
+    box(ax, 3.0, 1.4 + o, 2.8, 1.0, "student (3 layers)\nfrom teacher's 0, 2, 4", color="green",
+        fontsize=9)  # fmt: skip
+    arrow(ax, (2.2, 3.55 + o), (3.0, 5.1 + o))
+    arrow(ax, (2.2, 3.15 + o), (3.0, 1.9 + o))
     for y, text in [(4.7, f"softmax(z / T)\nT = {T:g}"), (2.7, f"softmax(z / T)\nT = {T:g}"),
                     (0.7, "softmax(z)\nT = 1")]:  # fmt: skip
-        box(ax, xs[2], y + o, ws[2], 0.8, text, color="sky", fontsize=8)
-    arrow(ax, (right[1], 5.1 + o), (xs[2], 5.1 + o))
-    label(ax, (right[1] + xs[2]) / 2, 5.75 + o, "logits z", fontsize=8)
-    arrow(ax, (right[1], 2.1 + o), (xs[2], 3.1 + o))
-    arrow(ax, (right[1], 1.7 + o), (xs[2], 1.1 + o))
-    box(ax, xs[3], 3.5 + o, ws[3], 1.1, "soft loss\nT² · KL(teacher\n‖ student)", color="orange",
+        box(ax, 6.6, y + o, 2.0, 0.8, text, color="sky", fontsize=9)
+    arrow(ax, (5.8, 5.1 + o), (6.6, 5.1 + o))
+    label(ax, 6.2, 5.9 + o, "logits z", fontsize=8)
+    arrow(ax, (5.8, 2.1 + o), (6.6, 3.1 + o))
+    arrow(ax, (5.8, 1.7 + o), (6.6, 1.1 + o))
+    box(ax, 9.3, 3.5 + o, 2.7, 1.1, "soft loss: T² ·\nKL(teacher ‖ student)", color="orange",
         fontsize=8)  # fmt: skip
-    box(ax, xs[3], 0.6 + o, ws[3], 1.1, "hard loss\ncross-entropy\nwith the label y",
+    box(ax, 9.3, 0.6 + o, 2.7, 1.1, "hard loss\ncross-entropy with\nthe label y",
         color="purple", fontsize=8)  # fmt: skip
-    arrow(ax, (right[2], 5.1 + o), (xs[3], 4.3 + o))
-    label(ax, xs[3], 5.3 + o, "soft target", ha="left", fontsize=8)
-    arrow(ax, (right[2], 3.1 + o), (xs[3], 3.8 + o))
-    arrow(ax, (right[2], 1.1 + o), (xs[3], 1.15 + o))
-    box(ax, xs[4], 1.9 + o, ws[4], 1.8, f"loss =\nα · soft +\n(1 − α) · hard\nα = {alpha:g}",
+    arrow(ax, (8.6, 5.1 + o), (9.3, 4.3 + o))
+    label(ax, 9.35, 4.95 + o, "soft target", ha="left", fontsize=8)
+    arrow(ax, (8.6, 3.1 + o), (9.3, 3.8 + o))
+    arrow(ax, (8.6, 1.1 + o), (9.3, 1.15 + o))
+    box(ax, 12.4, 1.9 + o, 2.4, 1.8, f"loss =\nα · soft\n+ (1 − α) · hard\nα = {alpha:g}",
         color="red", fontsize=8, bold=True)  # fmt: skip
-    arrow(ax, (right[3], 4.05 + o), (xs[4], 3.3 + o))
-    arrow(ax, (right[3], 1.15 + o), (xs[4], 2.3 + o))
-    arrow(ax, (xs[4] + ws[4] / 2, 1.88 + o), (xs[1] + ws[1] / 2, 1.38 + o), color="red", rad=-0.45)
-    label(ax, (xs[1] + right[-1]) / 2, 0.25, "the gradient reaches the student only", fontsize=8,
-          color="red")  # fmt: skip
+    arrow(ax, (12.0, 4.05 + o), (12.4, 3.4 + o))
+    arrow(ax, (12.0, 1.15 + o), (12.4, 2.2 + o))
+    arrow(ax, (13.5, 2.03 + o), (4.4, 1.38 + o), color="red", rad=-0.45)
+    label(ax, 8.7, 0.25, "the gradient reaches the student only", fontsize=8, color="red")
     return fig
 
 

@@ -27,3 +27,13 @@ def test_html_embeds_the_weights_and_is_deterministic():
 def test_mismatched_tokens_are_refused():
     with pytest.raises(ValueError, match="3 tokens but attention over 4"):
         attention_html(["a", "b", "c"], torch.ones(1, 1, 4, 4) / 4)
+
+
+def test_the_viewer_has_a_caption_a_legend_and_a_text_alternative():
+    w = torch.zeros(1, 2, 3, 3)
+    w[0, 1] = torch.tensor([[0.1, 0.7, 0.2], [0.6, 0.3, 0.1], [0.2, 0.2, 0.6]])
+    html = attention_html(["[CLS]", "a", "[SEP]"], w, layer=0, head=1, caption="What to see.")
+    assert "<figcaption>What to see.</figcaption>" in html and 'class="bb-legend"' in html
+    words = "Layer 0, head 1: [CLS] \u2192 a 0.70; a \u2192 [CLS] 0.60; [SEP] \u2192 [SEP] 0.60"
+    assert f'role="img" aria-label="{words}"' in html  # the svg's text alternative
+    assert f'<p class="bb-describe">{words}</p>' in html  # also readable without the script

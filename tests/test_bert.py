@@ -210,3 +210,162 @@ def test_chapter_4_diagrams_draw_the_same_pixels_every_time(draw):
     from bertbook import diagrams
 
     assert _png(lambda: draw(diagrams)) == _png(lambda: draw(diagrams))
+
+
+# ------------------------------------------------------- the fine-tuned classifier, cached
+
+TEACHER_CODE = '''
+    class Model:
+        """{doc}"""
+
+        def forward(self, x):
+            # {comment}
+            return x * {factor}
+    '''
+
+
+def _module(tmp_path, name, source):
+    """Every version is the module "teacher_module" (as an edited file would be)."""
+    import importlib.util
+    import sys
+    import textwrap
+
+    path = tmp_path / f"{name}.py"
+    path.write_text(textwrap.dedent(source))
+    spec = importlib.util.spec_from_file_location("teacher_module", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["teacher_module"] = module  # inspect finds a class's source through its module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_teacher_key_follows_recipe_weights_and_code_not_docstrings(tmp_path, monkeypatch):
+    from bertbook import bert
+
+    a = bert.teacher_path("some-hub-name", {"steps": 1})
+    assert a == bert.teacher_path("some-hub-name", {"steps": 1}) and a.parent.name == "artifacts"
+    assert a != bert.teacher_path("some-hub-name", {"steps": 2})  # the recipe
+    assert a != bert.teacher_path("another-name", {"steps": 1})  # the weights (a hub name)
+    assert bert.teacher_path("x", weights="abc") != bert.teacher_path("x", weights="abd")
+    assert bert.teacher_path("x", weights="w") == bert.teacher_path(
+        "x", bert.TEACHER_RECIPE, weights="w"
+    )  # the chapter's recipe is the default
+
+    def key(name, **edits):
+        source = TEACHER_CODE.format(**{"doc": "A model.", "comment": "why", "factor": 2, **edits})
+        m = _module(tmp_path, name, source)
+        monkeypatch.setattr(bert, "teacher_code", lambda: [m.Model])
+        return bert.teacher_path("x", {"steps": 1}, weights="w")
+
+    base = key("key_v1")
+    assert key("key_v2", doc="A model, now with a longer docstring.", comment="reworded") == base
+    assert key("key_v3", factor=3) != base
+
+
+def test_teacher_code_covers_the_encoder_classifier_recipe_and_loop():
+    from bertbook import attention, bert, training
+
+    code = bert.teacher_code()
+    for needed in (attention.MultiHeadAttention, bert.BertLayer, bert.BertEncoder,
+                   bert.SentimentClassifier, bert.fine_tune_sentiment, training.train_classifier,
+                   training.length_batches):  # fmt: skip
+        assert needed in code
+    assert len(training.code_fingerprint(*code)) == 64
+
+
+def _tiny_checkpoint(tmp_path):
+    words = "the a cat dog sat on mat ran fast slow".split()
+    (tmp_path / "vocab.txt").write_text(
+        "\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words) + "\n"
+    )
+    checkpoint = tmp_path / "tiny-bert"
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=15, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                     intermediate_size=32, max_position_embeddings=32)  # fmt: skip
+    BertModel(cfg, add_pooling_layer=False).save_pretrained(checkpoint)
+    BertTokenizerFast(vocab=str(tmp_path / "vocab.txt")).save_pretrained(checkpoint)
+    return checkpoint
+
+
+def test_saved_teacher_is_loaded_back_from_the_cache(tmp_path, monkeypatch):
+    from bertbook import bert
+
+    monkeypatch.setenv("BERTBOOK_CACHE", str(tmp_path / "cache"))
+    checkpoint = _tiny_checkpoint(tmp_path)
+    torch.manual_seed(1)
+    model = SentimentClassifier(BertEncoder.from_hf(checkpoint)).eval()
+    path = bert.save_teacher(model, str(checkpoint))
+    assert path.exists() and str(path).startswith(str(tmp_path / "cache"))
+    assert not list(path.parent.glob("*.tmp*"))  # written atomically
+    loaded, tok, was_cached = bert.load_or_train_teacher(str(checkpoint))
+    assert was_cached and len(tok) == 15
+    for (name, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
+        assert torch.equal(a, b), name
+
+
+def test_without_a_cache_the_teacher_is_trained_cached_then_loaded(tmp_path, monkeypatch):
+    """Chapter 5 on a fresh clone: no cached teacher, so it is fine-tuned with the recipe, cached,
+    and the next call loads the same weights."""
+    from bertbook import assets, bert
+
+    checkpoint = str(_tiny_checkpoint(tmp_path))
+    sentences = ["the cat sat", "a dog ran fast", "the mat", "slow cat"] * 4
+    monkeypatch.setattr(assets, "load_movie_reviews", lambda split: (sentences, [1, 0] * 8, None))
+    monkeypatch.setattr(bert, "teacher_path", lambda checkpoint, recipe: tmp_path / "t.pt")
+    recipe = {"steps": 3, "lr": 1e-3, "batch_size": 4, "max_length": 8, "seed": 0}
+    trained, _, was_cached = bert.load_or_train_teacher(checkpoint, recipe)
+    assert not was_cached and (tmp_path / "t.pt").exists()
+    loaded, _, was_cached = bert.load_or_train_teacher(checkpoint, recipe)
+    assert was_cached
+    for (name, a), (_, b) in zip(trained.state_dict().items(), loaded.state_dict().items()):
+        assert torch.equal(a, b), name
+
+
+def _smallest_text_at_content_width(fig, content_width=7.5):
+    """The smallest font size (pt) of the figure's texts when it is shown 7.5 in wide."""
+    import matplotlib.text
+
+    fig.canvas.draw()
+    sizes = [t.get_fontsize() for t in fig.findobj(matplotlib.text.Text) if t.get_text().strip()]
+    return min(sizes) * content_width / fig.get_figwidth()
+
+
+@pytest.mark.parametrize(
+    "draw",
+    [
+        lambda d: d.bert_input_embeddings(
+            [
+                "[CLS]",
+                "my",
+                "dog",
+                "is",
+                "cute",
+                "[SEP]",
+                "he",
+                "likes",
+                "playing",
+                "fetch",
+                "[SEP]",
+            ],
+            [0] * 6 + [1] * 5,
+        ),  # fmt: skip
+        lambda d: d.mlm_masking(
+            ["[CLS]", "my", "dog", "is", "cute", "and", "he", "likes", "the", "park", "[SEP]"],
+            {4, 7, 9},
+            {4: "[MASK]", 7: "apple"},
+        ),
+        lambda d: d.classification_heads(),
+    ],
+)
+def test_chapter_4_diagrams_are_readable_at_the_page_width(draw):
+    """The chapter's own inputs: every text at least 8 pt when the figure is 7.5 in wide."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from bertbook import diagrams
+
+    fig = draw(diagrams)
+    assert _smallest_text_at_content_width(fig) >= 8
+    plt.close(fig)

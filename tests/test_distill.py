@@ -138,3 +138,20 @@ def test_the_distillation_diagram_draws_the_same_pixels_every_time():
         return buf.getvalue()
 
     assert png() == png()
+
+
+def test_the_distillation_diagram_is_readable_at_the_page_width():
+    """Every text at least 8 pt when the figure is shown 7.5 in wide (the book's content width)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.text
+
+    from bertbook import diagrams
+
+    fig = diagrams.distillation(T=2.0, alpha=0.5)
+    fig.canvas.draw()
+    sizes = [t.get_fontsize() for t in fig.findobj(matplotlib.text.Text) if t.get_text().strip()]
+    assert min(sizes) * 7.5 / fig.get_figwidth() >= 8
+    plt.close(fig)

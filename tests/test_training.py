@@ -8,18 +8,20 @@ import textwrap
 import numpy as np
 import pytest
 import torch
-from transformers import BertConfig, BertModel, BertTokenizerFast
 
 from bertbook import training
 from bertbook.training import (
+    artifact_path,
     bootstrap_interval,
     code_fingerprint,
     length_batches,
     pad,
     predict,
-    teacher_path,
+    save_state,
     train_classifier,
+    training_batches,
     warmup_linear,
+    weights_id,
 )
 
 # ------------------------------------------------------------------------------------ batching
@@ -92,6 +94,22 @@ def test_train_classifier_learns_and_is_reproducible():
     assert accuracy > 0.8
 
 
+def test_training_batches_are_the_batches_train_classifier_sees():
+    encodings, labels = _task(100)
+    seen = []
+
+    def loss_fn(logits, batch):
+        seen.append(list(batch))
+        return torch.nn.functional.cross_entropy(logits, torch.as_tensor(labels)[batch])
+
+    torch.manual_seed(0)
+    train_classifier(_Bag(), encodings, labels, steps=15, lr=0.05, batch_size=16, loss_fn=loss_fn)
+    batches = training_batches(encodings, 15, batch_size=16, seed=0)
+    assert seen == batches and len(batches) == 15  # 7 batches an epoch: into a third epoch
+    assert batches[:7] == length_batches(encodings, 16, torch.Generator().manual_seed(0))
+    assert training_batches(encodings, 15, 16, seed=1) != batches
+
+
 def test_predict_keeps_the_input_order():
     encodings, _ = _task(50)
     model = _Bag().eval()
@@ -139,62 +157,77 @@ def test_code_fingerprint_ignores_docstrings_and_comments_but_not_code(tmp_path)
     assert fingerprint("fp_c", factor=3) != base
 
 
-def test_teacher_key_follows_recipe_weights_and_code_not_docstrings(tmp_path, monkeypatch):
-    a = teacher_path("some-hub-name", {"steps": 1})
-    assert a == teacher_path("some-hub-name", {"steps": 1}) and a.parent.name == "artifacts"
-    assert a != teacher_path("some-hub-name", {"steps": 2})  # the recipe
-    assert a != teacher_path("another-name", {"steps": 1})  # the weights (a hub name)
-    assert teacher_path("x", weights="abc") != teacher_path("x", weights="abd")  # (a sha256)
-
-    def key(name, **edits):
+def test_artifact_path_follows_code_recipe_and_weights_not_docstrings(tmp_path):
+    def key(name, recipe=None, weights="w", **edits):
         source = RECIPE_CODE.format(**{"doc": "A model.", "comment": "why", "factor": 2, **edits})
         m = _module(tmp_path, name, source)
-        monkeypatch.setattr(training, "teacher_code", lambda: [m.Model, m.recipe])
-        return teacher_path("x", {"steps": 1}, weights="w")
+        return artifact_path("model", [m.Model, m.recipe], recipe or {"steps": 1}, weights)
 
-    base = key("key_v1")
-    assert key("key_v2", doc="A model, now with a longer docstring.", comment="reworded") == base
-    assert key("key_v3", factor=3) != base
-
-
-def test_teacher_code_covers_the_encoder_classifier_recipe_and_loop():
-    from bertbook import attention, bert
-
-    code = training.teacher_code()
-    for needed in (attention.MultiHeadAttention, bert.BertLayer, bert.BertEncoder,
-                   bert.SentimentClassifier, bert.fine_tune_sentiment, train_classifier):  # fmt: skip
-        assert needed in code
-    assert len(code_fingerprint(*code)) == 64
+    base = key("ap_v1")
+    assert base.parent.name == "artifacts" and base.name.startswith("model-")
+    assert key("ap_v2", doc="A model, now with a longer docstring.", comment="reworded") == base
+    assert key("ap_v3", factor=3) != base  # the code
+    assert key("ap_v4", recipe={"steps": 2}) != base  # the recipe
+    assert key("ap_v5", weights="w2") != base  # the weights
 
 
-def _tiny_checkpoint(tmp_path):
-    words = "the a cat dog sat on mat ran fast slow".split()
-    (tmp_path / "vocab.txt").write_text(
-        "\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words) + "\n"
-    )
-    checkpoint = tmp_path / "tiny-bert"
-    torch.manual_seed(0)
-    cfg = BertConfig(vocab_size=15, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
-                     intermediate_size=32, max_position_embeddings=32)  # fmt: skip
-    BertModel(cfg, add_pooling_layer=False).save_pretrained(checkpoint)
-    BertTokenizerFast(vocab=str(tmp_path / "vocab.txt")).save_pretrained(checkpoint)
-    return checkpoint
+def test_weights_id_is_the_sha256_of_a_folder_and_the_name_of_a_hub_checkpoint(tmp_path):
+    import hashlib
+
+    (tmp_path / "model.safetensors").write_bytes(b"weights")
+    assert weights_id(tmp_path) == hashlib.sha256(b"weights").hexdigest()
+    assert weights_id("bert-base-uncased") == "bert-base-uncased"
 
 
-def test_saved_teacher_is_loaded_back_from_the_cache(tmp_path, monkeypatch):
-    from bertbook.bert import BertEncoder, SentimentClassifier
+def test_save_state_writes_atomically_and_loads_back(tmp_path):
+    model = torch.nn.Linear(3, 2)
+    path = save_state(model, tmp_path / "sub" / "m.pt")
+    assert path.exists() and not list(path.parent.glob("*.tmp*"))
+    for name, value in torch.load(path).items():
+        assert torch.equal(value, model.state_dict()[name])
 
-    monkeypatch.setenv("BERTBOOK_CACHE", str(tmp_path / "cache"))
-    checkpoint = _tiny_checkpoint(tmp_path)
-    torch.manual_seed(1)
-    model = SentimentClassifier(BertEncoder.from_hf(checkpoint)).eval()
-    path = training.save_teacher(model, str(checkpoint))
-    assert path.exists() and str(path).startswith(str(tmp_path / "cache"))
-    assert not list(path.parent.glob("*.tmp*"))  # written atomically
-    loaded, tok, was_cached = training.load_or_train_teacher(str(checkpoint))
-    assert was_cached and len(tok) == 15
-    for (name, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
-        assert torch.equal(a, b), name
+
+def test_the_plumbing_names_no_model():
+    """training.py sits below the chapters' modules: it imports none of them (no import circle)."""
+    import ast
+    import inspect
+
+    chapters = {"attention", "bert", "distill", "gpt", "seq2seq", "tokenization"}
+    for node in ast.walk(ast.parse(inspect.getsource(training))):
+        if isinstance(node, ast.ImportFrom):
+            names = [f"{node.module}.{a.name}" for a in node.names]
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        else:
+            continue
+        for name in names:
+            parts = name.split(".")
+            assert not (parts[0] == "bertbook" and chapters & set(parts[1:2])), ast.unparse(node)
+
+
+def test_release_memory_gives_freed_memory_back(tmp_path):
+    """In a fresh process (so that other tests' memory does not count): scattered blocks freed
+    after a loop of mid-sized tensors stay resident until release_memory trims them."""
+    import subprocess
+    import sys
+
+    script = """
+import sys, torch
+from bertbook.training import release_memory
+def rss():
+    return int(open("/proc/self/statm").read().split()[1]) * 4096
+keep, drop = [], []
+for i in range(4000):
+    (keep if i % 8 == 0 else drop).append(torch.ones(64 * 1024))  # 256 KB each
+del drop
+before = rss()
+assert release_memory()
+print(before - rss())
+"""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("malloc_trim is glibc's")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert int(out.stdout) > 200 * 2**20  # most of the 875 MB freed comes back
 
 
 # ---------------------------------------------------------------------------------- statistics
