@@ -14,12 +14,14 @@ from conftest import NOTEBOOK_PEAKS, NOTEBOOKS_RUN, ROOT
 from bertbook import resources
 
 
-def over_budget(peaks: dict[str, int], budget: float = resources.MEMORY_BUDGET) -> list[str]:
-    return [
-        f"{notebook}: {peak / 1e9:.2f} GB (budget {budget / 1e9:.2f} GB)"
-        for notebook, peak in sorted(peaks.items())
-        if peak > budget
-    ]
+def over_budget(peaks: dict[str, int], budget: float | None = None) -> list[str]:
+    """Every notebook past its budget (``resources.memory_budget``, or ``budget`` for all)."""
+    found = []
+    for notebook, peak in sorted(peaks.items()):
+        limit = budget if budget is not None else resources.memory_budget(notebook)
+        if peak > limit:
+            found.append(f"{notebook}: {peak / 1e9:.2f} GB (budget {limit / 1e9:.2f} GB)")
+    return found
 
 
 def test_every_notebook_kernel_stays_within_the_memory_budget():
@@ -34,9 +36,13 @@ def test_every_notebook_kernel_stays_within_the_memory_budget():
 
 
 def test_over_budget_names_the_notebooks_past_it():
-    peaks = {"book/04_bert.ipynb": int(2.24e9), "book/00_intro.ipynb": int(0.41e9)}
-    assert over_budget(peaks) == ["book/04_bert.ipynb: 2.24 GB (budget 1.20 GB)"]
+    peaks = {"book/01_seq2seq_attention.ipynb": int(1.3e9), "book/00_intro.ipynb": int(0.41e9)}
+    assert over_budget(peaks) == ["book/01_seq2seq_attention.ipynb: 1.30 GB (budget 1.20 GB)"]
     assert len(over_budget(peaks, budget=0.3e9)) == 2  # a lowered threshold fails both
+    # a chapter not yet within the budget is held at its own ceiling, not let off
+    ceiling = resources.NOT_YET_WITHIN["book/04_bert.ipynb"]
+    assert over_budget({"book/04_bert.ipynb": int(ceiling + 1e7)})
+    assert not over_budget({"book/04_bert.ipynb": int(ceiling - 1e7)})
 
 
 # Runs in a child process whose limit every process it starts (the kernel) inherits.
