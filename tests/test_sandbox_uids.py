@@ -36,9 +36,10 @@ try:
 except RuntimeError:
     pass  # the uid's process limit: every thread it may have is taken
 # Hold them until the test has graded the other run: it appends to this notebook's copy.
-import os
-size, start = os.path.getsize("00_intro.ipynb"), time.monotonic()
-while os.path.getsize("00_intro.ipynb") == size and time.monotonic() - start < 240:
+import glob, os
+copy = glob.glob("*.ipynb")[0]  # the grader's copy of this notebook, whatever it names it
+size, start = os.path.getsize(copy), time.monotonic()
+while os.path.getsize(copy) == size and time.monotonic() - start < 240:
     time.sleep(0.5)
 """
 
