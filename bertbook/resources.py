@@ -31,6 +31,7 @@ HARD_LIMIT = 2e9  # bytes: Binder's ceiling, which a chapter must run under (RLI
 NOT_YET_WITHIN = {
     "book/04_bert.ipynb": 2.35e9,  # measured 2.10 GB, in fine-tuning
     "book/05_distilbert.ipynb": 1.90e9,  # measured 1.69 GB, in the timing of both models
+    "book/06_gpt2.ipynb": 1.75e9,  # measured 1.58 GB, in encoding the training text at once
 }
 
 
