@@ -112,3 +112,18 @@ def need_built_book() -> Path:
 @pytest.fixture(scope="session")
 def built_book() -> Path:
     return need_built_book()
+
+
+def module_from_source(path: Path, source: str, module_name: str):
+    """``source`` (dedented) written to ``path`` and imported as ``module_name``, as an edited
+    file of that module would be: inspect then finds its classes' source through it."""
+    import importlib.util
+    import sys
+    import textwrap
+
+    path.write_text(textwrap.dedent(source))
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    return module

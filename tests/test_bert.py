@@ -226,17 +226,9 @@ TEACHER_CODE = '''
 
 def _module(tmp_path, name, source):
     """Every version is the module "teacher_module" (as an edited file would be)."""
-    import importlib.util
-    import sys
-    import textwrap
+    from conftest import module_from_source
 
-    path = tmp_path / f"{name}.py"
-    path.write_text(textwrap.dedent(source))
-    spec = importlib.util.spec_from_file_location("teacher_module", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["teacher_module"] = module  # inspect finds a class's source through its module
-    spec.loader.exec_module(module)
-    return module
+    return module_from_source(tmp_path / f"{name}.py", source, "teacher_module")
 
 
 def test_teacher_key_follows_recipe_weights_and_code_not_docstrings(tmp_path, monkeypatch):

@@ -214,24 +214,17 @@ def test_the_mistakes_readers_made_are_named_as_such():
     ):
         for _, why in run_local(q3, wrong).failed:
             assert "shortest" not in why and "'##'" in why, why
-    whys = [
-        why
-        for _, why in run_local(
-            _question("04_bert", "q1"), q04_bert._mistake_ids_edited_in_place
-        ).failed
-    ]
-    assert whys and all(w.startswith("result[1] (the labels): ") and "in place" in w for w in whys)
-    whys = [
-        why
-        for _, why in run_local(
-            _question("06_gpt2", "q2"), q06_gpt2._mistake_no_trailing_axis
-        ).failed
-    ]
-    assert whys and all(w.startswith("raised RuntimeError") and "trailing axis" in w for w in whys)
-    whys = [
-        why
-        for _, why in run_local(
-            _question("06_gpt2", "q4"), q06_gpt2._mistake_tensor_not_float
-        ).failed
-    ]
-    assert len(whys) == 3 and all("asks for a Python float, got a Tensor" in w for w in whys)
+
+    def whys(exercise, qid, wrong):
+        return [why for _, why in run_local(_question(exercise, qid), wrong).failed]
+
+    found = whys("04_bert", "q1", q04_bert._mistake_ids_edited_in_place)
+    assert found and all(
+        w.startswith("result[1] (the labels): ") and "in place" in w for w in found
+    )
+    found = whys("06_gpt2", "q2", q06_gpt2._mistake_no_trailing_axis)
+    assert found and all(
+        w.startswith("raised RuntimeError") and "trailing axis" in w for w in found
+    )
+    found = whys("06_gpt2", "q4", q06_gpt2._mistake_tensor_not_float)
+    assert len(found) == 3 and all("asks for a Python float, got a Tensor" in w for w in found)

@@ -1,13 +1,12 @@
 """bertbook.training: batching, the training loop, the cache key of trained models, bootstrap
 intervals and the one timer (medians of repeats, interleaved side-by-side rounds)."""
 
-import importlib.util
 import sys
-import textwrap
 
 import numpy as np
 import pytest
 import torch
+from conftest import module_from_source
 
 from bertbook import training
 from bertbook.training import (
@@ -122,14 +121,8 @@ def test_predict_keeps_the_input_order():
 
 
 def _module(tmp_path, name, source):
-    path = tmp_path / f"{name}.py"
-    path.write_text(textwrap.dedent(source))
     # Every version is the module "recipe_module" (as an edited file would be), from its own file.
-    spec = importlib.util.spec_from_file_location("recipe_module", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["recipe_module"] = module  # inspect finds a class's source through its module
-    spec.loader.exec_module(module)
-    return module
+    return module_from_source(tmp_path / f"{name}.py", source, "recipe_module")
 
 
 RECIPE_CODE = '''
@@ -209,7 +202,6 @@ def test_release_memory_gives_freed_memory_back(tmp_path):
     """In a fresh process (so that other tests' memory does not count): scattered blocks freed
     after a loop of mid-sized tensors stay resident until release_memory trims them."""
     import subprocess
-    import sys
 
     script = """
 import sys, torch
