@@ -21,8 +21,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import zmq
-from jupyter_client import KernelManager
+# jupyter_client finds the kernel spec through ipykernel, which (6.x) imports debugpy, which
+# warns on stderr about Python's frozen modules: noise in the grader's one-line errors.
+os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+
+import zmq  # noqa: E402
+from jupyter_client import KernelManager  # noqa: E402
 
 from . import sandbox
 

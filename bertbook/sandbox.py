@@ -98,6 +98,7 @@ def probe(memory: int = 2 * 1024**3, uid: int | None = None, launcher=None) -> s
             f"the kernel runs as uid {uid}: make the Python installation, the virtualenv and the "
             f"course package readable by every user (chmod -R a+rX), or {fix}"
         )
+    text = " / ".join(line.strip() for line in text.splitlines() if line.strip())  # one line
     return f"the sandbox cannot run a kernel here ({text}); {fix}"
 
 
@@ -217,6 +218,8 @@ def environment(extra: dict[str, str] | None = None) -> dict[str, str]:
         "OMP_NUM_THREADS": "1",  # several kernels share the cores
         "BERTBOOK_GRADING": "1",
         "BERTBOOK_CACHE": CACHE,
+        # ipykernel 6's debugger warns on stderr about frozen modules at every start
+        "PYDEVD_DISABLE_FILE_VALIDATION": "1",
     }
     # The kernel imports the very package the grader runs (found there first), wherever this
     # process found it: an install, a PYTHONPATH entry, or the current folder.

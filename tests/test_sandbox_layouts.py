@@ -156,7 +156,8 @@ def test_an_install_the_jail_uid_cannot_read_stops_the_run_and_the_doctor_says_w
     assert subprocess.run(["bwrap", "--ro-bind", "/", "/", "true"]).returncode == 0
     done, results = grade_in(base, python)
     assert done.returncode == 2 and results is None and "Score" not in done.stdout
-    assert len(done.stderr.strip().splitlines()) == 1
+    # one line of the grader's (a library's own warnings, such as old debugpy's, aside)
+    assert len([ln for ln in done.stderr.splitlines() if ln.startswith("error:")]) == 1
     assert "No module named ipykernel_launcher" in done.stderr and "chmod" in done.stderr
     doctor = subprocess.run(
         [str(python), "-m", "bertbook.doctor", "--grading", "--quiet"],
