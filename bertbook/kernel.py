@@ -70,6 +70,16 @@ class StartError(RuntimeError):
     The message ends with what bwrap and the kernel wrote on their stderr."""
 
 
+def _socket_folder() -> str:
+    """A new folder for the kernel's ipc sockets: in TMPDIR where their paths fit a socket
+    address (108 bytes on Linux), else in /tmp (a deep TMPDIR, e.g. a CI runner's)."""
+    folder = os.path.realpath(tempfile.mkdtemp(prefix="bertbook-k-"))
+    if len(os.fsencode(folder)) + len("/kernel-999.json") < 100:
+        return folder
+    os.rmdir(folder)
+    return os.path.realpath(tempfile.mkdtemp(prefix="bertbook-k-", dir="/tmp"))
+
+
 class _Tail:
     """Drains a pipe in a thread, keeping only its last bytes: the kernel's and bwrap's stderr,
     read for the reason when a kernel does not start (a notebook cannot flood the grader)."""
@@ -165,7 +175,7 @@ class Kernel:
             return KernelManager(kernel_name="python3", context=self.context)
         if self.sockdir is None:
             # Its real path: jupyter resolves the connection file's folder, which the jail binds.
-            self.sockdir = os.path.realpath(tempfile.mkdtemp(prefix="bertbook-k-"))  # <108 bytes
+            self.sockdir = _socket_folder()
             if self.jail.uid is not None:
                 os.chown(self.sockdir, self.jail.uid, self.jail.uid)
                 os.chown(self.cwd, self.jail.uid, self.jail.uid)
