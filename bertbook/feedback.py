@@ -11,20 +11,15 @@ scripts and outside resources (Content-Security-Policy), should anything slip th
 from __future__ import annotations
 
 import html
-import os
 import re
 from pathlib import Path
 
+from . import escape, gradebook
 from .checks import format_result, questions_for
 
-# C0 and C1 controls but newline and tab, and the bidirectional overrides that can make text
-# read differently from what it is.
-_UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-
-
-def printable(text: str) -> str:
-    """``text`` with control and bidi-override characters written as ``\\xNN``/``\\uNNNN``."""
-    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+# Control, format (bidi overrides) and undecodable characters shown as escapes, lines kept: the
+# same rule as every other output of the grader.
+printable = escape.lines
 
 
 def esc(text: object) -> str:
@@ -126,8 +121,6 @@ def write(reports, folder, meta: dict | None = None) -> list[Path]:
             name = f"{stem}-{n}.html"
         used.add(name.lower())
         path = folder / name
-        tmp = folder / f".{name}.tmp{os.getpid()}"
-        tmp.write_text(page(report, meta), encoding="utf-8")
-        os.replace(tmp, path)
+        gradebook.atomic_write(str(path), page(report, meta))
         written.append(path)
     return written

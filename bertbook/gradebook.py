@@ -68,7 +68,7 @@ def read_roster(path: str) -> dict[str, dict[str, str]]:
     }
 
 
-def _atomic_write(path: str, text: str) -> None:
+def atomic_write(path: str, text: str) -> None:
     tmp = f"{path}.tmp{os.getpid()}"
     try:
         with open(tmp, "w", newline="", encoding="utf-8", errors="backslashreplace") as f:
@@ -258,7 +258,7 @@ class Outputs:
             if not path:
                 continue
             try:
-                _atomic_write(path, make())
+                atomic_write(path, make())
                 self.errors.pop(path, None)
             except Exception as err:  # a full disk, a bad value: this file, not the run
                 self.errors[path] = f"{type(err).__name__}: {escape.text(err)}"[:300]
