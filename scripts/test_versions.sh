@@ -74,6 +74,12 @@ moved() {
 }
 trap 'moved' ERR
 
+# This set's own logs and temporary files: .ci/run runs the two sets and the grader's second
+# layout side by side (tests/conftest.py, BERTBOOK_TEST_LOGS).
+export BERTBOOK_TEST_LOGS=$PWD/_build/tests-$kind
+mkdir -p "$BERTBOOK_TEST_LOGS/tmp"
+export TMPDIR=$BERTBOOK_TEST_LOGS/tmp
+
 # The package's own tests; those of the book build, the launch environments, the workflows
 # and the tools of the pinned environment (ruff, actionlint, uv, Chromium) stay with `make test`.
 "$py" -m pytest tests -o addopts="-p no:cacheprovider" -q \

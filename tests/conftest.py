@@ -21,10 +21,14 @@ from bertbook import figure_text
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "_build"
-GLUE_LOG = BUILD / "glue-nbval.jsonl"
-FIGURE_LOG = BUILD / "figure-text.jsonl"
-FIGURE_CELL = BUILD / "figure-text-cell.json"  # the notebook cell nbval is running
-IPYTHONDIR = BUILD / "ipython"  # nbval's kernels' IPython profile: the start-up file only
+# This session's own files: BERTBOOK_TEST_LOGS gives a session its own folder, so that two
+# sessions in one checkout (CI runs the newest and the oldest version sets side by side) do not
+# empty each other's logs.
+LOGS = Path(os.environ.get("BERTBOOK_TEST_LOGS") or BUILD).resolve()
+GLUE_LOG = LOGS / "glue-nbval.jsonl"
+FIGURE_LOG = LOGS / "figure-text.jsonl"
+FIGURE_CELL = LOGS / "figure-text-cell.json"  # the notebook cell nbval is running
+IPYTHONDIR = LOGS / "ipython"  # nbval's kernels' IPython profile: the start-up file only
 LAST = (
     "test_determinism.py",
     "test_figure_text.py",
@@ -36,7 +40,7 @@ NOTEBOOK_PEAKS: dict[str, int] = {}  # peak resident bytes of each one's kernel 
 
 
 def pytest_configure(config):
-    BUILD.mkdir(exist_ok=True)
+    LOGS.mkdir(parents=True, exist_ok=True)
     GLUE_LOG.write_text("")
     os.environ["BERTBOOK_GLUE_LOG"] = str(GLUE_LOG)  # inherited by nbval's kernels
     FIGURE_LOG.write_text("")

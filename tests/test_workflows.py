@@ -82,11 +82,19 @@ def test_pages_publishes_the_built_book_from_main():
 def test_ci_script_runs_the_newest_and_the_oldest_sets_after_the_tests():
     lines = (ROOT / ".ci" / "run").read_text().splitlines()
     order = [
-        line
+        line.split(" >")[0]
         for line in lines
-        if line.startswith(("BERTBOOK_REQUIRE_BOOK=1 make test", "make test-"))
+        if line.startswith(("BERTBOOK_REQUIRE_BOOK=1 make test", "make test-", "scripts/test_"))
     ]
-    assert order == ["BERTBOOK_REQUIRE_BOOK=1 make test", "make test-latest", "make test-oldest"]
+    assert order == [
+        "BERTBOOK_REQUIRE_BOOK=1 make test",
+        "scripts/test_grader_layout.sh",
+        "make test-latest",
+        "make test-oldest",
+    ]
+    # The last three run side by side, and CI waits for each and fails if any failed.
+    assert sum("& pids+=" in line for line in lines) == 3
+    assert any(line.strip().startswith('wait "${pids[$i]}" || failed+=') for line in lines)
 
 
 def test_every_chapter_runs_weekly_on_the_newest_versions_torch_included():
