@@ -1,0 +1,45 @@
+"""The references of exercise 4's new questions (bertbook/questions/q04_bert.py): the best span
+against a search of every pair, the aligned labels against the tokenizer's own word ids."""
+
+import random
+
+from transformers import BertTokenizerFast
+
+from bertbook.questions import q04_bert as q04
+
+
+def test_best_span_is_the_best_valid_pair_of_a_plain_search():
+    for seed in range(3):
+        for case in q04.span_cases(random.Random(seed)):
+            start, end, context, max_len = case.args
+            starts, ends = case.expected
+            for b in range(start.shape[0]):
+                pairs = [
+                    (float(start[b, s] + end[b, e]), s, e)
+                    for s in range(start.shape[1])
+                    for e in range(s, min(s + max_len, start.shape[1]))
+                    if context[b, s] and context[b, e]
+                ]
+                _, s, e = max(pairs)
+                assert (int(starts[b]), int(ends[b])) == (s, e), (seed, case.name, b)
+
+
+def test_aligned_labels_follow_the_tokenizers_word_ids(tmp_path):
+    pieces = "paris is in france help berlin ' s zoo em ##bed ##ding ##s jo ##hann".split()
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *pieces]
+    (tmp_path / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    tokenizer = BertTokenizerFast(vocab=str(tmp_path / "vocab.txt"))
+    assert len(tokenizer) == len(vocab)
+    for words in (
+        ["paris", "is", "in", "france"],
+        ["embeddings", "help", "johann"],
+        ["berlin", "'", "s", "zoos"],
+    ):
+        labels = list(range(1, len(words) + 1))
+        enc = tokenizer(words, is_split_into_words=True, padding="max_length", max_length=12)
+        tokens = tokenizer.convert_ids_to_tokens(enc["input_ids"])
+        previous, want = None, []
+        for word_id in enc.word_ids():  # the library's word of each token
+            want.append(-100 if word_id is None or word_id == previous else labels[word_id])
+            previous = word_id
+        assert q04._align(tokens, labels) == want, tokens
