@@ -406,8 +406,8 @@ def questions() -> list[Question]:
             "tanh, no scaling, no softmax: these are scores.",
             luong_cases,
             "Luong's dot and general scores",
-            nudge="Write down the shapes: which product of (B, De) and (B, S, De) keeps the batch "
-            "axis apart and gives (B, S)?",
+            nudge="Which product of h @ W, (B, De), with enc, (B, S, De), gives (B, S) sentence by "
+            "sentence? And is anything applied after it in Luong's formula?",
             mistakes=[
                 Mistake(
                     "W transposed",

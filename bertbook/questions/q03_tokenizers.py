@@ -629,8 +629,8 @@ def questions() -> list[Question]:
             "of the word through the recorded starts, and reverse the pieces you collect.",
             viterbi_cases,
             "A Unigram segmentation by Viterbi",
-            nudge="A Unigram cut is scored by the sum of its pieces' log-probabilities, over the "
-            "whole word: a greedy choice at each position can miss the best cut.",
+            nudge="A cut's score is the sum of its pieces' log-probabilities over the whole word (a "
+            "greedy choice at each position can miss the best); its pieces are in word order.",
             mistakes=[
                 Mistake(
                     "longest match first",
