@@ -66,3 +66,31 @@ def test_the_check_prints_no_tqdm_warning_in_a_notebook():
     assert "Warning" not in text and not [
         o for o in nb.cells[0].outputs if o.get("name") == "stderr"
     ]
+
+
+def test_the_grader_names_the_independent_argmax_and_the_parts_of_the_span(tmp_path):
+    """Graded in its own kernel: a best_span that takes the two argmaxes apart loses q5's points
+    only, and the feedback names the mistake and says which part of the result differs."""
+    import nbformat
+
+    from bertbook.grade import grade_notebook
+    from bertbook.maint import ROOT
+
+    nb = nbformat.read(str(ROOT / "solutions" / "04_bert.ipynb"), as_version=4)
+    (cell,) = [c for c in nb.cells if c.source.startswith("def best_span(")]
+    cell.source = (
+        "def best_span(start_logits, end_logits, context, max_len):\n"
+        "    start = start_logits.masked_fill(~context, float('-inf'))\n"
+        "    end = end_logits.masked_fill(~context, float('-inf'))\n"
+        "    return start.argmax(1), end.argmax(1)\n"
+    )
+    path = tmp_path / "04_bert.ipynb"
+    nbformat.write(nb, str(path))
+    report = grade_notebook(path, seed=3)
+    by_id = {r.question: r for r in report.results}
+    q5 = by_id.pop("q5")
+    assert all(r.points == r.max_points for r in by_id.values()), report.as_dict()
+    assert q5.points < q5.max_points and q5.failed
+    for _, why in q5.failed:
+        assert why.startswith(("result[0] (the starts)", "result[1] (the ends)")), why
+        assert "chosen apart" in why, why
