@@ -1,4 +1,5 @@
-"""Chapter 4 questions: MLM masking, BERT's classification head, mean pooling, attention entropy
+"""Chapter 4 questions: MLM masking, BERT's classification head, mean pooling, attention entropy,
+the best valid answer span, token-tagging labels aligned to WordPiece pieces
 (exercises/04_bert.ipynb)."""
 
 from __future__ import annotations
@@ -145,6 +146,105 @@ def _mistake_mean_over_keys(weights, mask):
     return _entropy(weights, mask, reduce="mean")
 
 
+def _spans(start, end, context, max_len, wrong=""):
+    """The best (start, end) of each row with one of the typical mistakes switched on by name."""
+    import torch
+
+    T = start.shape[1]
+    if wrong.startswith("independent"):
+        if wrong == "independent, context":
+            start = start.masked_fill(~context, float("-inf"))
+            end = end.masked_fill(~context, float("-inf"))
+        return start.argmax(1), end.argmax(1)
+    scores = start[:, :, None] + end[:, None, :]  # (B, T, T): [b, s, e]
+    i = torch.arange(T)
+    length = i[None, :] - i[:, None] + 1  # (T, T): e - s + 1
+    if wrong == "end before start":
+        ok = length.abs() <= max_len
+    elif wrong == "no length limit":
+        ok = length >= 1
+    elif wrong == "one too long":
+        ok = (length >= 1) & (length <= max_len + 1)
+    else:
+        ok = (length >= 1) & (length <= max_len)
+    ok = ok[None]  # (1, T, T)
+    if wrong != "question allowed":
+        ok = ok & context[:, :, None] & context[:, None, :]  # (B, T, T)
+    flat = scores.masked_fill(~ok, float("-inf")).flatten(1).argmax(1)  # (B,)
+    if wrong == "swapped":
+        return flat % T, flat // T
+    return flat // T, flat % T
+
+
+def _mistake_independent_argmax(start, end, context, max_len):
+    return _spans(start, end, context, max_len, "independent, context")
+
+
+def _mistake_independent_anywhere(start, end, context, max_len):
+    return _spans(start, end, context, max_len, "independent, anywhere")
+
+
+def _mistake_end_before_start(start, end, context, max_len):
+    return _spans(start, end, context, max_len, "end before start")
+
+
+def _mistake_no_length_limit(start, end, context, max_len):
+    return _spans(start, end, context, max_len, "no length limit")
+
+
+def _mistake_one_too_long(start, end, context, max_len):
+    return _spans(start, end, context, max_len, "one too long")
+
+
+def _mistake_question_allowed(start, end, context, max_len):
+    return _spans(start, end, context, max_len, "question allowed")
+
+
+def _mistake_span_from_flat_swapped(start, end, context, max_len):
+    return _spans(start, end, context, max_len, "swapped")
+
+
+_SPECIAL = ("[CLS]", "[SEP]", "[PAD]")
+
+
+def _align(tokens, word_labels, wrong=""):
+    labels, word = [], -1
+    for i, token in enumerate(tokens):
+        if token in _SPECIAL:
+            labels.append(0 if wrong == "specials 0" else -100)
+            continue
+        if not token.startswith("##"):
+            word += 1
+            last = i + 1 == len(tokens) or not tokens[i + 1].startswith("##")
+            if wrong == "last piece" and not last:
+                labels.append(-100)
+            else:
+                labels.append(word_labels[word])
+            continue
+        last = i + 1 == len(tokens) or not tokens[i + 1].startswith("##")
+        if wrong == "every piece" or (wrong == "last piece" and last):
+            labels.append(word_labels[word])
+        else:
+            labels.append(0 if wrong == "pieces 0" else -100)
+    return labels
+
+
+def _mistake_every_piece_labelled(tokens, word_labels):
+    return _align(tokens, word_labels, "every piece")
+
+
+def _mistake_last_piece_labelled(tokens, word_labels):
+    return _align(tokens, word_labels, "last piece")
+
+
+def _mistake_specials_labelled_0(tokens, word_labels):
+    return _align(tokens, word_labels, "specials 0")
+
+
+def _mistake_pieces_labelled_0(tokens, word_labels):
+    return _align(tokens, word_labels, "pieces 0")
+
+
 def masking_cases(rng: random.Random) -> list[Case]:
     import torch
 
@@ -245,6 +345,74 @@ def entropy_cases(rng: random.Random) -> list[Case]:
             torch.zeros(1, 2),
         )
     )
+    return cases
+
+
+def _qa_row(rng: random.Random, T: int, n_question: int, length: int):
+    """Small random logits and the context mask of [CLS] question [SEP] context [SEP] [PAD]..."""
+    import torch
+
+    context = torch.zeros(T, dtype=torch.bool)
+    context[n_question + 2 : n_question + 2 + length] = True
+    return randn(rng, T, scale=0.5), randn(rng, T, scale=0.5), context
+
+
+def span_cases(rng: random.Random) -> list[Case]:
+    import torch
+
+    def case(name, rows, max_len):
+        start = torch.stack([r[0] for r in rows])  # (B, T)
+        end = torch.stack([r[1] for r in rows])
+        context = torch.stack([r[2] for r in rows])
+        return Case(name, (start, end, context, max_len), _spans(start, end, context, max_len))
+
+    T = 20
+    # Each row plants peaks where one rule of a valid span decides (context starts at 5).
+    rows = []
+    for s_peak, e_peak in [(12, 8), (6, 16), (2, 3), (9, 9)]:
+        start, end, context = _qa_row(rng, T, 3, 13)
+        start[s_peak] += 6.0
+        end[e_peak] += 6.0
+        rows.append((start, end, context))
+    cases = [case("peaks that break a rule: end before start, too long, in the question", rows, 5)]
+    start, end, context = _qa_row(rng, T, 2, 14)
+    start[6] += 6.0
+    end[6 + 4] += 6.0  # a span of max_len + 1 tokens...
+    end[6 + 3] += 4.0  # ...beats one of exactly max_len tokens, which must win
+    cases.append(case("a span of exactly max_len tokens is allowed", [(start, end, context)], 4))
+    B, T = 6, 24
+    rows = [_qa_row(rng, T, rng.randrange(1, 6), rng.randrange(8, 16)) for _ in range(B)]
+    rows = [(3 * s, 3 * e, c) for s, e, c in rows]
+    cases.append(case("a random batch", rows, 3))
+    return cases
+
+
+def align_cases(rng: random.Random) -> list[Case]:
+    sentences = [
+        ("one word per token", ["[CLS]", "paris", "is", "in", "france", "[SEP]"], [0, 0, 0, 3]),
+        (
+            "words split into pieces",
+            ["[CLS]", "em", "##bed", "##ding", "##s", "help", "jo", "##hann", "[SEP]"],
+            [0, 0, 1],
+        ),
+        (
+            "a padded sentence",
+            ["[CLS]", "berlin", "'", "s", "zoo", "##s", "[SEP]", "[PAD]", "[PAD]"],
+            [3, 0, 0, 0],
+        ),
+    ]
+    cases = [
+        Case(name, (tokens, labels), _align(tokens, labels)) for name, tokens, labels in sentences
+    ]
+    words = [[rng.choice(["bert", "ber", "lin", "go", "ethe", "st"])] for _ in range(6)]
+    tokens = ["[CLS]"]
+    for word in words:
+        tokens += [word[0]] + [
+            "##" + rng.choice(["s", "ing", "er", "ne"]) for _ in range(rng.randrange(3))
+        ]
+    tokens += ["[SEP]", "[PAD]"]
+    labels = [rng.randrange(5) for _ in words]
+    cases.append(Case("a random sentence", (tokens, labels), _align(tokens, labels)))
     return cases
 
 
@@ -394,6 +562,95 @@ def questions() -> list[Question]:
                     "mean over keys",
                     "the mean of -w log w over the keys instead of its sum",
                     _mistake_mean_over_keys,
+                ),
+            ],
+        ),
+        Question(
+            "q5",
+            "best_span",
+            3,
+            "Score every pair at once: start[:, :, None] + end[:, None, :] is (B, T, T), indexed "
+            "[row, start, end]. Build a (T, T) table of the allowed pairs from an arange: end >= "
+            "start and end - start + 1 <= max_len; combine it with the context mask on both the "
+            "start axis and the end axis. Set the rest to -inf, flatten the last two axes, take "
+            "the argmax, and turn the flat index back into (start, end) with // T and % T.",
+            span_cases,
+            "The best valid answer span",
+            nudge="List the three rules a span must keep; then for each failing row, which rule "
+            "does your (start, end) break, or which allowed pair scores higher?",
+            mistakes=[
+                Mistake(
+                    "independent argmax",
+                    "the argmax of the start and the argmax of the end, each over the context, "
+                    "chosen apart",
+                    _mistake_independent_argmax,
+                ),
+                Mistake(
+                    "independent argmax anywhere",
+                    "the argmax of the start and of the end over every token, chosen apart",
+                    _mistake_independent_anywhere,
+                ),
+                Mistake(
+                    "end before start",
+                    "pairs whose end comes before their start allowed",
+                    _mistake_end_before_start,
+                ),
+                Mistake(
+                    "no length limit",
+                    "no length limit on the span",
+                    _mistake_no_length_limit,
+                ),
+                Mistake(
+                    "one too long",
+                    "spans of max_len + 1 tokens allowed (end - start <= max_len)",
+                    _mistake_one_too_long,
+                ),
+                Mistake(
+                    "question allowed",
+                    "spans that may start or end outside the context (in the question or on a "
+                    "special token)",
+                    _mistake_question_allowed,
+                ),
+                Mistake(
+                    "flat index swapped",
+                    "the flat index turned back as (index % T, index // T), start and end swapped",
+                    _mistake_span_from_flat_swapped,
+                ),
+            ],
+            returns=("starts", "ends"),
+        ),
+        Question(
+            "q6",
+            "align_labels",
+            2,
+            "Walk through the tokens with a counter of the words seen so far. A special token "
+            "gets -100 and does not count. A token without '##' starts the next word: it gets "
+            "that word's label. A token with '##' continues the current word: -100, so that "
+            "the loss counts each word once.",
+            align_cases,
+            "Token-tagging labels on WordPiece pieces",
+            nudge="How many labels does one word get, on which of its pieces, and what do the "
+            "special tokens get?",
+            mistakes=[
+                Mistake(
+                    "every piece labelled",
+                    "the word's label on every one of its pieces",
+                    _mistake_every_piece_labelled,
+                ),
+                Mistake(
+                    "last piece labelled",
+                    "the word's label on its last piece instead of its first",
+                    _mistake_last_piece_labelled,
+                ),
+                Mistake(
+                    "special tokens labelled 0",
+                    "label 0 on [CLS], [SEP] and [PAD] instead of -100",
+                    _mistake_specials_labelled_0,
+                ),
+                Mistake(
+                    "pieces labelled 0",
+                    "label 0 on the continuation pieces instead of -100",
+                    _mistake_pieces_labelled_0,
                 ),
             ],
         ),
