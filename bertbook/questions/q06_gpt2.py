@@ -1,4 +1,5 @@
-"""Chapter 6 questions: causal attention, top-k, top-p, perplexity (exercises/06_gpt2.ipynb)."""
+"""Chapter 6 questions: causal attention, top-k, top-p, perplexity, attention over a KV cache,
+min-p (exercises/06_gpt2.ipynb)."""
 
 from __future__ import annotations
 
@@ -164,6 +165,96 @@ def _mistake_not_flattened(logits, targets):
     return F.cross_entropy(logits, targets).exp().item()  # reads axis 1 (time) as the classes
 
 
+def _cached(q, k, v, allowed):
+    """Attention of the Tq new queries over Tk keys, the first Tk - Tq of them cached; allowed is
+    the boolean (Tq, Tk) mask, or a function of (query position, key position) absolute."""
+    import torch
+
+    Tq, Tk = q.shape[-2], k.shape[-2]
+    if callable(allowed):
+        pos_q = torch.arange(Tk - Tq, Tk)[:, None]  # (Tq, 1): absolute positions
+        pos_k = torch.arange(Tk)[None, :]  # (1, Tk)
+        allowed = allowed(pos_q, pos_k)
+    scores = q @ k.transpose(-2, -1) * q.shape[-1] ** -0.5  # (B, nh, Tq, Tk)
+    return torch.softmax(scores.masked_fill(~allowed, float("-inf")), dim=-1) @ v
+
+
+def _in_window(window):
+    return lambda pq, pk: (pk <= pq) & (pk > pq - (window or pq.max() + 1))
+
+
+def _mistake_top_left(q, k, v, window=None):
+    # the triangle aligned top-left (query i sees keys 0..i), as is_causal=True aligns it
+    return _cached(q, k, v, lambda pq, pk: _in_window(window)(pq - pq[0, 0], pk))
+
+
+def _mistake_cache_ignored(q, k, v, window=None):
+    Tq = q.shape[-2]
+    return _cached(q, k[..., -Tq:, :], v[..., -Tq:, :], _in_window(window))
+
+
+def _mistake_own_key_hidden(q, k, v, window=None):
+    return _cached(q, k, v, lambda pq, pk: _in_window(window)(pq - 1, pk))
+
+
+def _mistake_window_one_wider(q, k, v, window=None):
+    return _cached(q, k, v, _in_window(window and window + 1))
+
+
+def _mistake_window_ignored(q, k, v, window=None):
+    return _cached(q, k, v, _in_window(None))
+
+
+def _mistake_window_from_first_query(q, k, v, window=None):
+    def allowed(pq, pk):  # the window's start counted from the new queries' own index
+        first = pq - pq[0, 0]
+        return (pk <= pq) & (pk > first - (window or pq.max() + 1))
+
+    return _cached(q, k, v, allowed)
+
+
+def _mistake_cached_no_scale(q, k, v, window=None):
+    return _cached(q, k * q.shape[-1] ** 0.5, v, _in_window(window))
+
+
+def _min_p(logits, p_min, probs_fn=None, threshold="scaled", fill=float("-inf"), per_row=True):
+    import torch
+
+    probs = (probs_fn or (lambda x: torch.softmax(x, dim=-1)))(logits)
+    top = probs.amax(dim=-1, keepdim=True) if per_row else probs.max()
+    bar = {"scaled": p_min * top, "absolute": p_min}[threshold]
+    return logits.masked_fill(probs < bar, fill)
+
+
+def _mistake_absolute_threshold(logits, p_min):
+    return _min_p(logits, p_min, threshold="absolute")
+
+
+def _mistake_logits_as_probabilities(logits, p_min):
+    return _min_p(logits, p_min, probs_fn=lambda x: x)
+
+
+def _mistake_min_p_zeros(logits, p_min):
+    return _min_p(logits, p_min, fill=0.0)
+
+
+def _mistake_one_top_for_the_batch(logits, p_min):
+    return _min_p(logits, p_min, per_row=False)
+
+
+def _mistake_softmax_over_batch(logits, p_min):
+    import torch
+
+    return _min_p(logits, p_min, probs_fn=lambda x: torch.softmax(x, dim=0))
+
+
+def _mistake_probabilities_returned(logits, p_min):
+    import torch
+
+    probs = torch.softmax(logits, dim=-1)
+    return probs.masked_fill(probs < p_min * probs.amax(-1, keepdim=True), 0.0)
+
+
 def causal_cases(rng: random.Random) -> list[Case]:
     import torch.nn.functional as F
 
@@ -232,6 +323,53 @@ def perplexity_cases(rng: random.Random) -> list[Case]:
             (uniform, torch.zeros(2, 5, dtype=torch.long)),
             37.0,
             python_number=True,
+        )
+    )
+    return cases
+
+
+def cached_cases(rng: random.Random) -> list[Case]:
+    import torch
+    import torch.nn.functional as F
+
+    cases = []
+    for name, (B, nh, Tq, m, hs), window in [
+        ("no cache: plain causal attention", (1, 2, 5, 0, 8), None),
+        ("3 new queries after a cache of 5", (2, 2, 3, 5, 8), None),
+        ("one new query (a decoding step) after a cache of 9", (1, 4, 1, 9, 16), None),
+        ("a window of 4: 3 new queries after a cache of 6", (2, 2, 3, 6, 8), 4),
+        ("a window of 1: each query sees only its own key", (1, 1, 4, 5, 8), 1),
+    ]:
+        q = randn(rng, B, nh, Tq, hs)
+        k, v = randn(rng, B, nh, m + Tq, hs), randn(rng, B, nh, m + Tq, hs)
+        pos_q = torch.arange(m, m + Tq)[:, None]  # (Tq, 1): the queries' absolute positions
+        pos_k = torch.arange(m + Tq)[None, :]  # (1, Tk)
+        allowed = pos_k <= pos_q
+        if window is not None:
+            allowed &= pos_k > pos_q - window
+        expected = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
+        cases.append(Case(name, (q, k, v, window), expected))
+    return cases
+
+
+def min_p_cases(rng: random.Random) -> list[Case]:
+    from transformers.generation.logits_process import MinPLogitsWarper
+
+    cases = []
+    for p_min, shape, scale in [
+        (0.1, (3, 50), 2.0),
+        (0.05, (4, 100), 3.0),
+        (round(rng.uniform(0.02, 0.3), 3), (2, 200), 2.5),
+    ]:
+        x = randn(rng, *shape, scale=scale)
+        cases.append(Case(f"p_min = {p_min}", (x, p_min), MinPLogitsWarper(p_min)(None, x.clone())))
+    peaked = randn(rng, 2, 30)
+    peaked[:, 3] = 20.0  # one token holds almost all the mass
+    cases.append(
+        Case(
+            "a sure model keeps only its top token",
+            (peaked, 0.1),
+            MinPLogitsWarper(0.1)(None, peaked.clone()),
         )
     )
     return cases
@@ -401,6 +539,100 @@ def questions() -> list[Question]:
                     "F.cross_entropy on the (B, T, vocab) logits unflattened (axis 1 read as "
                     "the classes)",
                     _mistake_not_flattened,
+                ),
+            ],
+        ),
+        Question(
+            "q5",
+            "cached_attention",
+            3,
+            "The Tk - Tq keys before the new ones are the cache, so the new query i sits at "
+            "absolute position (Tk - Tq) + i, and key j at position j. Build the (Tq, Tk) boolean "
+            "mask from those positions: key j is allowed when it is not after the query and, with "
+            "a window w, when it is one of the query's last w positions (its own included), "
+            "i.e. more than w positions back is too far. Mask before the softmax, scale by "
+            "1/sqrt(d) as in Question 1.",
+            cached_cases,
+            "Attention for new queries over a KV cache",
+            nudge="Where does new query i sit in the whole sequence, and how many keys does a "
+            "window of w leave it?",
+            mistakes=[
+                Mistake(
+                    "triangle top-left",
+                    "the causal triangle aligned top-left (new query i sees keys 0..i, as "
+                    "is_causal=True aligns it when there are fewer queries than keys)",
+                    _mistake_top_left,
+                ),
+                Mistake(
+                    "cache ignored",
+                    "attending over the new keys only (the cache left out)",
+                    _mistake_cache_ignored,
+                ),
+                Mistake(
+                    "own key hidden",
+                    "an offset one too small (each query sees the keys before it, not its own)",
+                    _mistake_own_key_hidden,
+                ),
+                Mistake(
+                    "window one wider",
+                    "a window of w + 1 keys (the query's own key and w before it)",
+                    _mistake_window_one_wider,
+                ),
+                Mistake("window ignored", "the window ignored", _mistake_window_ignored),
+                Mistake(
+                    "window from the first new query",
+                    "the window's start counted from the new queries' own index, not their "
+                    "position after the cache",
+                    _mistake_window_from_first_query,
+                ),
+                Mistake(
+                    "no scale",
+                    "attention without the 1/sqrt(d) scale",
+                    _mistake_cached_no_scale,
+                ),
+            ],
+        ),
+        Question(
+            "q6",
+            "min_p_filter",
+            2,
+            "Turn each row's logits into probabilities (softmax over the vocabulary), find each "
+            "row's largest probability (keep a trailing axis so it broadcasts over the row), and "
+            "remove the tokens whose probability is below p_min times it. Removed tokens get -inf "
+            "in the logits you return; the top token always stays.",
+            min_p_cases,
+            "Min-p filtering",
+            nudge="The bar is relative: p_min times which probability, of which row?",
+            mistakes=[
+                Mistake(
+                    "absolute threshold",
+                    "a bar of p_min itself, not p_min times the top probability",
+                    _mistake_absolute_threshold,
+                ),
+                Mistake(
+                    "logits as probabilities",
+                    "comparing the logits with p_min times the top logit (no softmax)",
+                    _mistake_logits_as_probabilities,
+                ),
+                Mistake(
+                    "zeros not -inf",
+                    "setting the others to 0 instead of -inf",
+                    _mistake_min_p_zeros,
+                ),
+                Mistake(
+                    "one top for the batch",
+                    "one top probability for the whole batch instead of each row",
+                    _mistake_one_top_for_the_batch,
+                ),
+                Mistake(
+                    "softmax over the batch",
+                    "a softmax over the batch axis instead of the vocabulary",
+                    _mistake_softmax_over_batch,
+                ),
+                Mistake(
+                    "probabilities returned",
+                    "returning the filtered probabilities instead of the logits",
+                    _mistake_probabilities_returned,
                 ),
             ],
         ),
