@@ -429,8 +429,8 @@ def questions() -> list[Question]:
             "logits' shape.",
             top_k_cases,
             "Top-k filtering",
-            nudge="Count what you keep: exactly k per row, the rest -inf, same shape as the "
-            "logits.",
+            nudge="Count what you keep: exactly k per row, each row by its own threshold (one "
+            "per row, shaped to broadcast over it), the rest -inf, same shape as the logits.",
             mistakes=[
                 Mistake("k + 1 kept", "keeping k + 1 values per row", _mistake_k_plus_one),
                 Mistake(
