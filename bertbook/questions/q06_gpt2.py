@@ -56,13 +56,18 @@ def _mistake_masked_after_softmax(q, k, v):
     return _causal(q, k, v, after_softmax=True)
 
 
-def _top_k(logits, k, threshold_k=None, strict=True, fill=float("-inf")):
-    kth = logits.topk(threshold_k or k, dim=-1).values[..., -1:]
+def _top_k(logits, k, offset=0, strict=True, fill=float("-inf"), descending=True):
+    """Each row b keeps its k[b] largest values; k is a (B,) integer tensor."""
+    ordered = logits.sort(dim=-1, descending=descending).values  # (B, V)
+    index = (k - 1 + offset).clamp(max=logits.shape[-1] - 1)[:, None]  # (B, 1)
+    kth = ordered.gather(-1, index)  # (B, 1): each row's own threshold
+    if not descending:
+        return logits.masked_fill(logits > kth, fill)
     return logits.masked_fill(logits < kth if strict else logits <= kth, fill)
 
 
 def _mistake_k_plus_one(logits, k):
-    return _top_k(logits, k, threshold_k=k + 1)
+    return _top_k(logits, k, offset=1)
 
 
 def _mistake_k_minus_one(logits, k):
@@ -74,21 +79,22 @@ def _mistake_zeros_not_inf(logits, k):
 
 
 def _mistake_no_trailing_axis(logits, k):
-    kth = logits.topk(k, dim=-1).values[..., -1]  # (B,): no axis to broadcast over the row
+    ordered = logits.sort(dim=-1, descending=True).values
+    kth = ordered[range(len(k)), k - 1]  # (B,): no axis to broadcast over the row
     return logits.masked_fill(logits < kth, float("-inf"))
 
 
-def _mistake_values_only(logits, k):
-    return logits.topk(k, dim=-1).values
-
-
 def _mistake_k_smallest(logits, k):
-    kth = logits.topk(k, dim=-1, largest=False).values[..., -1:]
-    return logits.masked_fill(logits > kth, float("-inf"))
+    return _top_k(logits, k, descending=False)
 
 
-def _mistake_one_threshold(logits, k):
-    kth = logits.flatten().topk(k).values[-1]
+def _mistake_largest_k_everywhere(logits, k):
+    kth = logits.topk(int(k.max()), dim=-1).values[..., -1:]  # one k for every row
+    return logits.masked_fill(logits < kth, float("-inf"))
+
+
+def _mistake_vocabulary_index(logits, k):
+    kth = logits.gather(-1, (k - 1)[:, None])  # the logit of token k - 1, unsorted
     return logits.masked_fill(logits < kth, float("-inf"))
 
 
@@ -270,12 +276,21 @@ def causal_cases(rng: random.Random) -> list[Case]:
 
 
 def top_k_cases(rng: random.Random) -> list[Case]:
+    import torch
     from transformers.generation.logits_process import TopKLogitsWarper
 
     cases = []
-    for k, shape in [(1, (2, 10)), (5, (3, 50)), (rng.randrange(2, 40), (4, 100))]:
+    for name, shape, ks in [
+        ("k = 1 and 3", (2, 10), [1, 3]),
+        ("the same k = 5 in every row", (3, 50), [5, 5, 5]),
+        ("k from 2 to 40, one per row", (4, 100), [rng.randrange(2, 41) for _ in range(4)]),
+        ("k = V keeps a whole row", (2, 12), [12, 2]),
+    ]:
         x = randn(rng, *shape, scale=3.0)
-        cases.append(Case(f"k = {k}", (x, k), TopKLogitsWarper(k)(None, x.clone())))
+        expected = torch.cat(
+            [TopKLogitsWarper(k)(None, row[None].clone()) for row, k in zip(x, ks)]
+        )
+        cases.append(Case(name, (x, torch.tensor(ks)), expected))
     return cases
 
 
@@ -421,16 +436,17 @@ def questions() -> list[Question]:
         ),
         Question(
             "q2",
-            "top_k_filter",
+            "top_k_per_row",
             2,
-            "Find each row's k-th largest value (topk along the last axis gives the k largest, in "
-            "order); keep its last one with a trailing axis so that it broadcasts over the row. "
-            "Values strictly below it become -inf; the k-th itself stays. The result has the "
-            "logits' shape.",
+            "topk takes one k for the whole batch, so sort each row in descending order instead: "
+            "row b's k-th largest value sits at index k[b] - 1 of its sorted row. Pick it with "
+            "gather and an index of shape (B, 1), which keeps a trailing axis so that the "
+            "threshold broadcasts over its row. Values strictly below it become -inf; the k-th "
+            "itself stays. The result has the logits' shape.",
             top_k_cases,
-            "Top-k filtering",
-            nudge="Count what you keep: exactly k per row, each row by its own threshold (one "
-            "per row, shaped to broadcast over it), the rest -inf, same shape as the logits.",
+            "Top-k filtering, a k per row",
+            nudge="Each row has its own k: is each row's threshold the k-th largest of that row, "
+            "shaped to broadcast over it?",
             mistakes=[
                 Mistake("k + 1 kept", "keeping k + 1 values per row", _mistake_k_plus_one),
                 Mistake(
@@ -444,11 +460,6 @@ def questions() -> list[Question]:
                     _mistake_zeros_not_inf,
                 ),
                 Mistake(
-                    "values only",
-                    "returning the k largest values instead of the filtered logits",
-                    _mistake_values_only,
-                ),
-                Mistake(
                     "no trailing axis",
                     "comparing the (B, V) logits with the (B,) k-th values, without a trailing "
                     "axis (keepdim) to broadcast over each row",
@@ -456,9 +467,14 @@ def questions() -> list[Question]:
                 ),
                 Mistake("k smallest", "keeping the k smallest values", _mistake_k_smallest),
                 Mistake(
-                    "one threshold",
-                    "one k-th largest value for the whole batch instead of each row",
-                    _mistake_one_threshold,
+                    "largest k everywhere",
+                    "one topk with the largest k for every row",
+                    _mistake_largest_k_everywhere,
+                ),
+                Mistake(
+                    "vocabulary index",
+                    "the logit at vocabulary position k - 1 as the threshold (the row not sorted)",
+                    _mistake_vocabulary_index,
                 ),
             ],
         ),
