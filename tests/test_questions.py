@@ -232,7 +232,8 @@ def test_the_mistakes_readers_made_are_named_as_such():
 
 def test_the_chapters_code_copied_does_not_pass_the_new_questions():
     """Issue 27: a reader who copies the chapter's code must change it to pass these questions
-    (Ch. 6's q2 was the chapter's top_k_filter word for word; it now has a k per row);
+    (Ch. 6's q2 and q3 were the chapter's top_k_filter and top_p_filter word for word; they now
+    have a k per row and a minimum number of tokens);
     as it stands, it scores below full marks, named as the mistake it is where one is listed."""
     from bertbook import distill, gpt
     from bertbook.attention import scaled_dot_product_attention
@@ -241,6 +242,9 @@ def test_the_chapters_code_copied_does_not_pass_the_new_questions():
         T, T_all = q.shape[-2], k.shape[-2]
         mask = torch.ones(T, T_all, dtype=torch.bool).tril(T_all - T)
         return scaled_dot_product_attention(q, k, v, mask)[0]
+
+    def chapter_top_p(logits, p, min_keep):  # the chapter's top_p_filter keeps one at least
+        return gpt.top_p_filter(logits, p)
 
     def chapter_gradient(student_logits, teacher_logits, T):  # the chapter's gradient cell
         s = student_logits.clone().requires_grad_()
@@ -252,6 +256,7 @@ def test_the_chapters_code_copied_does_not_pass_the_new_questions():
 
     for exercise, qid, copied, named in [
         ("06_gpt2", "q2", gpt.top_k_filter, None),  # one k for the batch: topk takes an int
+        ("06_gpt2", "q3", chapter_top_p, "without its minimum of min_keep tokens"),
         ("06_gpt2", "q5", chapter_cached_attention, "the window ignored"),
         ("06_gpt2", "q6", gpt.top_p_filter, None),
         ("06_gpt2", "q6", gpt.top_k_filter, None),

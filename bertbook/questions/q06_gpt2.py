@@ -98,45 +98,62 @@ def _mistake_vocabulary_index(logits, k):
     return logits.masked_fill(logits < kth, float("-inf"))
 
 
-def _sorted_removal(logits, p, rule="before"):
+def _sorted_removal(logits, p, min_keep, rule="before", descending=True, keep_first=True):
+    """The sorted logits, the order, and the removal decided in sorted order."""
     import torch
 
-    sorted_logits, order = logits.sort(dim=-1, descending=True)
+    sorted_logits, order = logits.sort(dim=-1, descending=descending)
     probs = torch.softmax(sorted_logits, dim=-1)
     cum = probs.cumsum(-1)
     remove = cum - probs >= p if rule == "before" else cum > p
+    if keep_first:
+        remove[..., :min_keep] = False  # the min_keep most likely always stay
     return sorted_logits, order, remove
 
 
-def _mistake_crossing_token_removed(logits, p):
-    _, order, remove = _sorted_removal(logits, p, rule="after")
-    return logits.masked_fill(remove.scatter(-1, order, remove), float("-inf"))
+def _unsort(remove, order):
+    return remove.scatter(-1, order, remove)
 
 
-def _mistake_not_scattered(logits, p):
-    _, _, remove = _sorted_removal(logits, p)
+def _mistake_crossing_token_removed(logits, p, min_keep):
+    _, order, remove = _sorted_removal(logits, p, min_keep, rule="after")
+    return logits.masked_fill(_unsort(remove, order), float("-inf"))
+
+
+def _mistake_not_scattered(logits, p, min_keep):
+    _, _, remove = _sorted_removal(logits, p, min_keep)
     return logits.masked_fill(remove, float("-inf"))
 
 
-def _mistake_sorted_order_returned(logits, p):
-    sorted_logits, _, remove = _sorted_removal(logits, p)
+def _mistake_sorted_order_returned(logits, p, min_keep):
+    sorted_logits, _, remove = _sorted_removal(logits, p, min_keep)
     return sorted_logits.masked_fill(remove, float("-inf"))
 
 
-def _mistake_unsorted_cumsum(logits, p):
+def _mistake_unsorted_cumsum(logits, p, min_keep):
     import torch
 
     probs = torch.softmax(logits, dim=-1)
-    return logits.masked_fill(probs.cumsum(-1) - probs >= p, float("-inf"))
-
-
-def _mistake_ascending_sort(logits, p):
-    import torch
-
-    sorted_logits, order = logits.sort(dim=-1)
-    probs = torch.softmax(sorted_logits, dim=-1)
     remove = probs.cumsum(-1) - probs >= p
-    return logits.masked_fill(remove.scatter(-1, order, remove), float("-inf"))
+    remove[..., :min_keep] = False
+    return logits.masked_fill(remove, float("-inf"))
+
+
+def _mistake_ascending_sort(logits, p, min_keep):
+    _, order, remove = _sorted_removal(logits, p, min_keep, descending=False)
+    return logits.masked_fill(_unsort(remove, order), float("-inf"))
+
+
+def _mistake_min_keep_ignored(logits, p, min_keep):
+    _, order, remove = _sorted_removal(logits, p, min_keep, keep_first=False)
+    return logits.masked_fill(_unsort(remove, order), float("-inf"))
+
+
+def _mistake_min_keep_in_vocabulary_order(logits, p, min_keep):
+    _, order, remove = _sorted_removal(logits, p, min_keep, keep_first=False)
+    remove = _unsort(remove, order)
+    remove[..., :min_keep] = False  # the first tokens of the vocabulary, not the likeliest
+    return logits.masked_fill(remove, float("-inf"))
 
 
 def _token_losses(logits, targets):
@@ -297,19 +314,21 @@ def top_k_cases(rng: random.Random) -> list[Case]:
 def top_p_cases(rng: random.Random) -> list[Case]:
     from transformers.generation.logits_process import TopPLogitsWarper
 
-    cases = []
-    for p in (0.3, 0.9, round(rng.uniform(0.5, 0.95), 2)):
-        x = randn(rng, 4, 60, scale=2.0)
-        cases.append(Case(f"p = {p}", (x, p), TopPLogitsWarper(p)(None, x.clone())))
-    peaked = randn(rng, 2, 30)
-    peaked[:, 0] = 20.0  # one token holds almost all the mass
-    cases.append(
-        Case(
-            "a sure model keeps only its top token",
-            (peaked, 0.9),
-            TopPLogitsWarper(0.9)(None, peaked.clone()),
+    def case(name, x, p, min_keep):
+        return Case(
+            name,
+            (x, p, min_keep),
+            TopPLogitsWarper(p, min_tokens_to_keep=min_keep)(None, x.clone()),
         )
-    )
+
+    cases = []
+    for p, min_keep in ((0.3, 1), (0.9, 3), (round(rng.uniform(0.5, 0.95), 2), 5)):
+        x = randn(rng, 4, 60, scale=2.0)
+        cases.append(case(f"p = {p}, min_keep = {min_keep}", x, p, min_keep))
+    peaked = randn(rng, 2, 30)
+    peaked[:, 7] = 20.0  # one token holds almost all the mass
+    cases.append(case("a sure model keeps only its top token", peaked, 0.9, 1))
+    cases.append(case("min_keep = 4 overrides a sure model", peaked, 0.9, 4))
     return cases
 
 
@@ -480,17 +499,19 @@ def questions() -> list[Question]:
         ),
         Question(
             "q3",
-            "top_p_filter",
+            "nucleus_filter",
             3,
             "Sort each row in descending order (keep the indices), take the softmax of the sorted "
             "logits and its running sum. A token is removed when the mass of the tokens ranked "
             "above it already reaches p: compare the running sum minus the token's own "
-            "probability, so that the token that crosses p stays and the top token always stays. "
-            "The decision is in sorted order: scatter it back with the indices before masking.",
+            "probability, so that the token that crosses p stays. The first min_keep columns of "
+            "the sorted order (the likeliest tokens) are never removed: clear them in the sorted "
+            "decision, then scatter it back to the vocabulary order with the indices before "
+            "masking.",
             top_p_cases,
-            "Top-p (nucleus) filtering",
-            nudge="Is the token that carries the mass past p kept, and is your mask in sorted "
-            "order or the original one?",
+            "Top-p (nucleus) filtering with a minimum",
+            nudge="Is the token that carries the mass past p kept, are your min_keep tokens the "
+            "likeliest ones, and is your mask in sorted order or the original one?",
             mistakes=[
                 Mistake(
                     "crossing token removed",
@@ -516,6 +537,16 @@ def questions() -> list[Question]:
                     "ascending sort",
                     "sorting in ascending order (the least likely tokens kept)",
                     _mistake_ascending_sort,
+                ),
+                Mistake(
+                    "min_keep ignored",
+                    "the nucleus without its minimum of min_keep tokens",
+                    _mistake_min_keep_ignored,
+                ),
+                Mistake(
+                    "min_keep in vocabulary order",
+                    "keeping the first min_keep tokens of the vocabulary instead of the likeliest",
+                    _mistake_min_keep_in_vocabulary_order,
                 ),
             ],
         ),
