@@ -152,10 +152,11 @@ def test_a_check_in_a_kernel_prints_no_warning():
         "import torch\n"
         "from bertbook.checks import checker\n"
         "check = checker('06_gpt2')\n"
-        "check('q2', lambda x, k: x.masked_fill(x < x.topk(k, -1).values[..., -1:], -torch.inf))\n"
+        "probs = lambda x: torch.softmax(x, -1)\n"
+        "check('q6', lambda x, p: x.masked_fill(probs(x) < p * probs(x).amax(-1, True), -torch.inf))\n"
     )
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(cell)])
     NotebookClient(nb, timeout=300, resources={"metadata": {"path": str(ROOT)}}).execute()
     outputs = nb.cells[0].outputs
-    assert any("q2: 2/2 points" in o.get("text", "") for o in outputs), outputs
+    assert any("q6: 2/2 points" in o.get("text", "") for o in outputs), outputs
     assert not [o for o in outputs if o.get("name") == "stderr"], outputs

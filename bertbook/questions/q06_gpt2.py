@@ -1,5 +1,5 @@
-"""Chapter 6 questions: causal attention, top-k, top-p, perplexity, attention over a KV cache,
-min-p (exercises/06_gpt2.ipynb)."""
+"""Chapter 6 questions: causal attention, top-k with a k per row, top-p with a minimum, perplexity,
+attention over a KV cache, min-p (exercises/06_gpt2.ipynb)."""
 
 from __future__ import annotations
 
