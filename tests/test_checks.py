@@ -136,3 +136,27 @@ def test_a_forbidden_call_scores_zero_with_its_name():
     assert not checks.forbidden_calls(
         "def f(x):\n    return x.softmax(-1)", ("scaled_dot_product_attention",)
     )
+
+
+def test_a_check_in_a_kernel_prints_no_warning():
+    """Issue 26: every check of Chapters 4 and 6 printed 'TqdmWarning: IProgress not found'
+    (transformers imports tqdm.auto, which warns in a kernel without ipywidgets)."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    from bertbook.maint import ROOT
+
+    cell = (
+        "import sys\n"
+        "sys.modules['ipywidgets'] = None  # as on Binder: tqdm.auto finds no IProgress\n"
+        "import torch\n"
+        "from bertbook.checks import checker\n"
+        "check = checker('06_gpt2')\n"
+        "probs = lambda x: torch.softmax(x, -1)\n"
+        "check('q6', lambda x, p: x.masked_fill(probs(x) < p * probs(x).amax(-1, True), -torch.inf))\n"
+    )
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(cell)])
+    NotebookClient(nb, timeout=300, resources={"metadata": {"path": str(ROOT)}}).execute()
+    outputs = nb.cells[0].outputs
+    assert any("q6: 2/2 points" in o.get("text", "") for o in outputs), outputs
+    assert not [o for o in outputs if o.get("name") == "stderr"], outputs

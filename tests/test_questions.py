@@ -228,3 +228,46 @@ def test_the_mistakes_readers_made_are_named_as_such():
     )
     found = whys("06_gpt2", "q4", q06_gpt2._mistake_tensor_not_float)
     assert len(found) == 3 and all("asks for a Python float, got a Tensor" in w for w in found)
+
+
+def test_the_chapters_code_copied_does_not_pass_the_new_questions():
+    """Issue 27: a reader who copies the chapter's code must change it to pass these questions
+    (Ch. 6's q2 and q3 were the chapter's top_k_filter and top_p_filter word for word; they now
+    have a k per row and a minimum number of tokens);
+    as it stands, it scores below full marks, named as the mistake it is where one is listed."""
+    from bertbook import distill, gpt
+    from bertbook.attention import scaled_dot_product_attention
+
+    def chapter_cached_attention(q, k, v, window=None):  # CausalSelfAttention's mask, as it is
+        T, T_all = q.shape[-2], k.shape[-2]
+        mask = torch.ones(T, T_all, dtype=torch.bool).tril(T_all - T)
+        return scaled_dot_product_attention(q, k, v, mask)[0]
+
+    def chapter_top_p(logits, p, min_keep):  # the chapter's top_p_filter keeps one at least
+        return gpt.top_p_filter(logits, p)
+
+    def chapter_gradient(student_logits, teacher_logits, T):  # the chapter's gradient cell
+        s = student_logits.clone().requires_grad_()
+        distill.distillation_loss(s, teacher_logits, T).backward()
+        return s.grad
+
+    def chapter_loss_on_tokens(student_logits, teacher_logits, mask, T):
+        return distill.distillation_loss(student_logits, teacher_logits, T)
+
+    for exercise, qid, copied, named in [
+        ("06_gpt2", "q2", gpt.top_k_filter, None),  # one k for the batch: topk takes an int
+        ("06_gpt2", "q3", chapter_top_p, "without its minimum of min_keep tokens"),
+        ("06_gpt2", "q5", chapter_cached_attention, "the window ignored"),
+        ("06_gpt2", "q6", gpt.top_p_filter, None),
+        ("06_gpt2", "q6", gpt.top_k_filter, None),
+        ("05_distilbert", "q4", chapter_gradient, None),
+        ("05_distilbert", "q5", chapter_loss_on_tokens, "the KL averaged over every position"),
+    ]:
+        q = _question(exercise, qid)
+        for seed in SEEDS:
+            result = run_local(q, copied, seed=seed)
+            assert result.points < q.points, (exercise, qid, copied.__name__)
+            if named:
+                assert all(named in why for _, why in result.failed), result.failed
+    # the chapter's gradient is computed by autograd, which q4 forbids
+    assert "backward" in run_local(_question("05_distilbert", "q4"), chapter_gradient).note

@@ -1,5 +1,6 @@
 """Chapter 5 questions: the distillation loss, the combined objective, a student's weights from
-alternate teacher layers (exercises/05_distilbert.ipynb)."""
+alternate teacher layers, the loss's gradient and the T² factor, distillation over padded
+sequences (exercises/05_distilbert.ipynb)."""
 
 from __future__ import annotations
 
@@ -127,6 +128,87 @@ def _mistake_half_the_number(teacher_state, keep):
     return _renamed(teacher_state, keep, lambda i: i // 2)
 
 
+def _grad(
+    student_logits, teacher_logits, T, factor=None, inner=None, sign=1.0, batch=True, soft=True
+):
+    """The gradient of factor * KL(p || q) at the student logits, in closed form: factor / T
+    times (q - p), over B when averaged over the batch (factor defaults to T**2)."""
+    import torch
+
+    t = T if soft else 1.0
+    p = torch.softmax(teacher_logits / t, dim=-1)
+    q = torch.softmax(student_logits / t, dim=-1)
+    factor = T**2 if factor is None else factor
+    inner = 1 / T if inner is None else inner  # d(z / T) / dz
+    return sign * factor * inner * (q - p) / (student_logits.shape[0] if batch else 1)
+
+
+def _mistake_grad_no_t_squared(student_logits, teacher_logits, T):
+    return _grad(student_logits, teacher_logits, T, factor=1.0)
+
+
+def _mistake_grad_chain_rule_forgotten(student_logits, teacher_logits, T):
+    return _grad(student_logits, teacher_logits, T, inner=1.0)
+
+
+def _mistake_grad_t_not_squared(student_logits, teacher_logits, T):
+    return _grad(student_logits, teacher_logits, T, factor=T)
+
+
+def _mistake_grad_sign_flipped(student_logits, teacher_logits, T):
+    return _grad(student_logits, teacher_logits, T, sign=-1.0)
+
+
+def _mistake_grad_not_averaged(student_logits, teacher_logits, T):
+    return _grad(student_logits, teacher_logits, T, batch=False)
+
+
+def _mistake_grad_unsoftened(student_logits, teacher_logits, T):
+    return _grad(student_logits, teacher_logits, T, soft=False)
+
+
+def _token_kd(s, t, mask, T, over="tokens", factor=None):
+    """T**2 * KL per position (B, L), averaged as ``over`` says."""
+    import torch
+
+    log_p, log_q = torch.log_softmax(t / T, dim=-1), torch.log_softmax(s / T, dim=-1)
+    kl = (log_p.exp() * (log_p - log_q)).sum(-1)  # (B, L)
+    m = mask.to(kl.dtype)
+    loss = {
+        "tokens": lambda: (kl * m).sum() / m.sum(),
+        "all": lambda: kl.mean(),
+        "zeroed": lambda: (kl * m).sum() / m.numel(),
+        "sequences": lambda: (kl * m).sum() / kl.shape[0],
+        "per sequence": lambda: ((kl * m).sum(1) / m.sum(1)).mean(),
+        "pads": lambda: (kl * (1 - m)).sum() / (1 - m).sum(),
+    }[over]()
+    return loss * (T**2 if factor is None else factor)
+
+
+def _mistake_padding_counted(student_logits, teacher_logits, mask, T):
+    return _token_kd(student_logits, teacher_logits, mask, T, over="all")
+
+
+def _mistake_padding_in_the_count(student_logits, teacher_logits, mask, T):
+    return _token_kd(student_logits, teacher_logits, mask, T, over="zeroed")
+
+
+def _mistake_over_sequences(student_logits, teacher_logits, mask, T):
+    return _token_kd(student_logits, teacher_logits, mask, T, over="sequences")
+
+
+def _mistake_mean_of_sequence_means(student_logits, teacher_logits, mask, T):
+    return _token_kd(student_logits, teacher_logits, mask, T, over="per sequence")
+
+
+def _mistake_mask_inverted(student_logits, teacher_logits, mask, T):
+    return _token_kd(student_logits, teacher_logits, mask, T, over="pads")
+
+
+def _mistake_token_kd_no_t_squared(student_logits, teacher_logits, mask, T):
+    return _token_kd(student_logits, teacher_logits, mask, T, factor=1.0)
+
+
 def kd_cases(rng: random.Random) -> list[Case]:
     import torch
     import torch.nn.functional as F
@@ -199,6 +281,57 @@ def student_cases(rng: random.Random) -> list[Case]:
         teacher.encoder.layer = torch.nn.ModuleList([teacher.encoder.layer[i] for i in keep])
         # the library's renumbering
         cases.append(Case(name, (state, keep), dict(teacher.state_dict())))
+    return cases
+
+
+def grad_cases(rng: random.Random) -> list[Case]:
+    import torch
+    import torch.nn.functional as F
+
+    def reference(s, t, T):  # autograd through the library's KL
+        s = s.clone().requires_grad_()
+        loss = F.kl_div(F.log_softmax(s / T, -1), F.softmax(t / T, -1), reduction="batchmean")
+        (loss * T**2).backward()
+        return s.grad
+
+    cases = []
+    for name, (B, n, T) in [
+        ("T = 1", (4, 3, 1.0)),
+        ("T = 2", (8, 5, 2.0)),
+        ("T = 10, many classes", (6, 20, 10.0)),
+    ]:
+        s, t = randn(rng, B, n, scale=2.0), randn(rng, B, n, scale=3.0)
+        cases.append(Case(name, (s, t, T), reference(s, t, T), atol=1e-6, rtol=1e-4))
+    s = randn(rng, 3, 4)
+    cases.append(
+        Case(
+            "a student equal to its teacher gets no gradient",
+            (s, s.clone(), 4.0),
+            torch.zeros(3, 4),
+            atol=1e-6,
+            edge="a student that already matches its teacher",
+        )
+    )
+    return cases
+
+
+def token_kd_cases(rng: random.Random) -> list[Case]:
+    import torch
+    import torch.nn.functional as F
+
+    cases = []
+    for name, lengths, L, V, T in [
+        ("no padding", [5, 5], 5, 7, 2.0),
+        ("a padded batch, T = 2", [5, 2, 4], 5, 10, 2.0),
+        ("one real token per sequence, T = 4", [1, 1], 6, 8, 4.0),
+        ("uneven lengths, T = 1", [6, 1, 3, 6], 6, 5, 1.0),
+    ]:
+        s, t = randn(rng, len(lengths), L, V, scale=2.0), randn(rng, len(lengths), L, V, scale=3.0)
+        mask = torch.arange(L)[None, :] < torch.tensor(lengths)[:, None]  # (B, L)
+        expected = F.kl_div(
+            F.log_softmax(s[mask] / T, -1), F.softmax(t[mask] / T, -1), reduction="batchmean"
+        )
+        cases.append(Case(name, (s, t, mask, T), (expected * T**2).item()))
     return cases
 
 
@@ -352,5 +485,99 @@ def questions() -> list[Question]:
                     _mistake_half_the_number,
                 ),
             ],
+        ),
+        Question(
+            "q4",
+            "distillation_grad",
+            3,
+            "Write u = z / T for the student's softened logits. The gradient of the sum over "
+            "classes of p (log p - log q) with respect to u is q - p (the soft cross-entropy's "
+            "gradient: the teacher's entropy does not depend on u). The chain rule through "
+            "u = z / T multiplies by 1/T; the loss's T² factor multiplies by T²; the mean over "
+            "the batch divides every row by B. Softmax both at temperature T.",
+            grad_cases,
+            "The T² factor and the size of the gradients",
+            nudge="Three factors meet here: T² from the loss, one from the chain rule through "
+            "z / T, and one from the mean over the batch.",
+            mistakes=[
+                Mistake(
+                    "no T²",
+                    "the gradient of the KL without the T² factor (it shrinks as 1/T)",
+                    _mistake_grad_no_t_squared,
+                ),
+                Mistake(
+                    "chain rule forgotten",
+                    "T² (q - p) without the 1/T of the chain rule through z / T",
+                    _mistake_grad_chain_rule_forgotten,
+                ),
+                Mistake(
+                    "T not squared",
+                    "the gradient of T times the KL (T not squared)",
+                    _mistake_grad_t_not_squared,
+                ),
+                Mistake(
+                    "sign flipped", "p - q instead of q - p (uphill)", _mistake_grad_sign_flipped
+                ),
+                Mistake(
+                    "not averaged",
+                    "the gradient of the summed loss (not divided by the batch size)",
+                    _mistake_grad_not_averaged,
+                ),
+                Mistake(
+                    "unsoftened",
+                    "the probabilities at temperature 1 instead of T",
+                    _mistake_grad_unsoftened,
+                ),
+            ],
+            forbidden=("backward", "autograd"),
+        ),
+        Question(
+            "q5",
+            "token_distillation_loss",
+            3,
+            "Every real token is one example: select the positions where the mask is True (a "
+            "boolean (B, L) mask indexes a (B, L, V) tensor into (N, V) rows, N the number of "
+            "real tokens), then average the per-token KL over those N rows and multiply by T². "
+            "Your distillation loss of Question 1 does exactly that to (N, V) rows.",
+            token_kd_cases,
+            "Distillation over the tokens of padded sequences",
+            nudge="What is one example here: a sequence, or a real token? Padding is neither.",
+            mistakes=[
+                Mistake(
+                    "padding counted",
+                    "the KL averaged over every position, padding included (the chapter's loss "
+                    "applied to (B, L, V) logits as they are)",
+                    _mistake_padding_counted,
+                ),
+                Mistake(
+                    "padding in the count",
+                    "the padding's KL zeroed but its positions still counted in the mean",
+                    _mistake_padding_in_the_count,
+                ),
+                Mistake(
+                    "averaged over sequences",
+                    "the real tokens' KL summed and divided by the number of sequences "
+                    "(F.kl_div's 'batchmean' on (B, L, V) logits)",
+                    _mistake_over_sequences,
+                ),
+                Mistake(
+                    "mean of sequence means",
+                    "the mean over sequences of each sequence's mean (a short sequence's "
+                    "tokens weigh more)",
+                    _mistake_mean_of_sequence_means,
+                ),
+                Mistake(
+                    "mask inverted",
+                    "the KL averaged over the padding instead of the real tokens",
+                    _mistake_mask_inverted,
+                ),
+                Mistake("no T²", "the loss without the T² factor", _mistake_token_kd_no_t_squared),
+            ],
+            uses={
+                "distillation_loss": "lambda student_logits, teacher_logits, T: ("
+                "F.softmax(teacher_logits / T, dim=-1) * (F.log_softmax(teacher_logits / T, "
+                "dim=-1) - F.log_softmax(student_logits / T, dim=-1))).sum() "
+                "/ student_logits.shape[0] * T**2",
+            },
         ),
     ]
