@@ -371,6 +371,40 @@ def attention_average(source, weights=None, output=None):
     return fig
 
 
+def decoder_step():
+    """Chapter 1: one step of the decoder with attention, as ``Seq2Seq.step`` computes it. The
+    previous state is the query; attention over the encoder states gives the context c(i), which
+    goes to two places: the GRU cell's input, beside the previous word's embedding, and the
+    output layer, beside the new state."""
+    fig, ax = canvas(12.0, 6.6, scale=0.6)  # 7.2 in wide: 9-pt text stays above 8 pt
+    for i, name in enumerate(["h1", "h2", "…", "hS"]):
+        box(ax, 0.3 + i * 0.85, 0.35, 0.75, 0.55, name, color="blue", fontsize=9)
+    label(ax, 1.9, 1.25, "encoder states\n(keys and values)", fontsize=9, color=MUTED)
+    box(ax, 0.3, 3.65, 2.3, 0.85, "state s(i − 1)\n(the query)", color="green", fontsize=9)
+    box(ax, 3.9, 1.5, 2.6, 1.0, "attention: scores,\nsoftmax, average", color="purple",
+        fontsize=9)  # fmt: skip
+    arrow(ax, (3.65, 0.65), (3.95, 1.55), color=MUTED)
+    arrow(ax, (1.45, 3.63), (4.4, 2.52), color="green")
+    box(ax, 7.0, 1.62, 1.9, 0.75, "context c(i)", color="purple", fontsize=9, bold=True)
+    arrow(ax, (6.5, 2.0), (7.0, 2.0), color="purple")
+    box(ax, 3.7, 5.45, 2.6, 0.8, "previous word\n(its embedding)", color="grey", fontsize=9)
+    box(ax, 7.0, 3.65, 1.9, 0.85, "GRU cell", color="green", fontsize=10, bold=True)
+    arrow(ax, (6.3, 5.85), (7.6, 4.52), color=INK)
+    arrow(ax, (2.6, 4.07), (7.0, 4.07), color="green")
+    arrow(ax, (7.95, 2.39), (7.95, 3.63), color="red", width=2.2)
+    label(ax, 7.8, 3.05, "cell input:\n[embedding ; c(i)]", ha="right", fontsize=9, color="red")
+    box(ax, 9.7, 3.65, 2.0, 0.85, "state s(i)", color="green", fontsize=9)
+    arrow(ax, (8.9, 4.07), (9.7, 4.07), color="green")
+    label(ax, 10.7, 4.85, "to the next step", fontsize=9, color=MUTED)
+    box(ax, 9.7, 1.62, 2.0, 0.75, "linear →\nlogits (V)", color="orange", fontsize=9)
+    arrow(ax, (10.7, 3.63), (10.7, 2.39), color="green")
+    arrow(ax, (8.9, 2.0), (9.7, 2.0), color="red", width=2.2)
+    label(ax, 9.15, 2.85, "output layer\nreads [s(i) ; c(i)]", fontsize=9, color="red")
+    box(ax, 9.7, 0.3, 2.0, 0.6, "next word", color="yellow", fontsize=9)
+    arrow(ax, (10.7, 1.6), (10.7, 0.92), color=MUTED)
+    return fig
+
+
 # ---- Chapter 3 (tokenizers)
 
 

@@ -50,6 +50,11 @@ def test_chapter_1_diagrams_draw_the_given_words():
     weighted = diagrams.attention_average(src, [0.1, 0.7, 0.15, 0.05], output="ninety")
     assert "0.70" in {t.get_text() for t in weighted.axes[0].texts}
     _png(weighted)
+    step = diagrams.decoder_step()
+    assert {"context c(i)", "GRU cell", "cell input:\n[embedding ; c(i)]"} <= {
+        t.get_text() for t in step.axes[0].texts
+    }
+    _png(step)
 
 
 def test_chapter_3_diagrams_draw_the_given_segmentations():
@@ -125,6 +130,7 @@ def _chapter_diagrams():
         "attention_average weighted": lambda: diagrams.attention_average(
             fr, [0.1, 0.6, 0.1, 0.1, 0.1], output="ninety"
         ),
+        "decoder_step": diagrams.decoder_step,
         "attention_worked_example": lambda: diagrams.attention_worked_example(
             ["deux", "cent", "trente"], x, q, k, v, scores, weights, weights @ v
         ),
