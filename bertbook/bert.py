@@ -1,6 +1,6 @@
 """Chapter 4: BERT from scratch (embeddings, post-norm encoder layers, the encoder,
 BertEncoder.from_hf loading a transformers BERT), MLM masking and the masked-word head, a WordPiece
-vocabulary from BPE merges, mean pooling, the sentiment classifier, its fine-tuning recipe the
+vocabulary from BPE merges, mean pooling, the sentiment classifier, its fine-tuning recipe and the
 cache that keeps it for Chapter 5, and the span and tagging heads of the paper's Figure 4.
 Batching, training loops, cache keys and statistics are in bertbook.training.
 
@@ -12,6 +12,7 @@ import os
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 
 from bertbook.attention import MultiHeadAttention
 from bertbook.tokenization import BPE_PRETOKENIZER, bpe_encode, train_bpe
@@ -90,11 +91,15 @@ class BertEncoder(nn.Module):
         self.embeddings = BertEmbeddings(vocab_size, d_model, max_len, eps=eps, dropout=dropout)
         layers = [BertLayer(d_model, n_heads, d_ff, eps, dropout) for _ in range(n_layers)]
         self.layers = nn.ModuleList(layers)
+        self.checkpointing = False  # True: keep less for backward, recompute it (see fine-tuning)
 
     def forward(self, ids, mask=None, segments=None):
         states, attentions = [self.embeddings(ids, segments)], []
         for layer in self.layers:
-            x, weights = layer(states[-1], mask)
+            if self.checkpointing and torch.is_grad_enabled():
+                x, weights = checkpoint(layer, states[-1], mask, use_reentrant=False)
+            else:
+                x, weights = layer(states[-1], mask)
             states.append(x)
             attentions.append(weights)
         return states, attentions
@@ -340,7 +345,9 @@ def fine_tune_sentiment(checkpoint, recipe=TEACHER_RECIPE, device="cpu"):
     torch.manual_seed(recipe["seed"])  # the head's initial weights and the dropout draws
     model = SentimentClassifier(BertEncoder.from_hf(checkpoint)).to(device)
     steps, lr, batch_size, seed = (recipe[k] for k in ("steps", "lr", "batch_size", "seed"))
+    model.encoder.checkpointing = True  # the same numbers, with less memory held for backward
     losses = train_classifier(model, encodings, labels, steps, lr, batch_size, seed)
+    model.encoder.checkpointing = False
     return model.eval(), tok, losses
 
 

@@ -428,3 +428,40 @@ def test_chapter_4_diagrams_are_readable_at_the_page_width(draw):
     fig = draw(diagrams)
     assert _smallest_text_at_content_width(fig) >= 8
     plt.close(fig)
+
+
+def test_checkpointing_gives_the_same_training_and_less_held_for_backward():
+    """Fine-tuning with checkpointing on: the same losses, weights and random stream (dropout is
+    replayed), and fewer tensors saved for the backward pass."""
+    from bertbook.training import train_classifier
+
+    encodings = [[2] + [5 + (i * 7 + j) % 100 for j in range(3 + i % 9)] + [3] for i in range(64)]
+    labels = [i % 2 for i in range(64)]
+    results = {}
+    for on in (False, True):
+        torch.manual_seed(0)
+        model = SentimentClassifier(BertEncoder.from_hf(_bert()))
+        model.encoder.checkpointing = on
+        losses = train_classifier(model, encodings, labels, steps=4, lr=1e-3, batch_size=16)
+        results[on] = (losses, model.state_dict(), torch.rand(1))
+    assert results[True][0] == results[False][0]
+    for k, v in results[False][1].items():
+        assert torch.equal(results[True][1][k], v), k
+    assert torch.equal(results[True][2], results[False][2])
+
+    def saved_bytes(on):
+        model = SentimentClassifier(BertEncoder.from_hf(_bert())).train()
+        model.encoder.checkpointing = on
+        total = 0
+
+        def pack(t):
+            nonlocal total
+            total += t.numel() * t.element_size()
+            return t
+
+        ids = torch.randint(5, 120, (8, 30))
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            model(ids, torch.ones_like(ids))
+        return total
+
+    assert saved_bytes(True) < saved_bytes(False) / 2
