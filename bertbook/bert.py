@@ -1,8 +1,8 @@
 """Chapter 4: BERT from scratch (embeddings, post-norm encoder layers, the encoder,
 BertEncoder.from_hf loading a transformers BERT), MLM masking and the masked-word head, a WordPiece
 vocabulary from BPE merges, mean pooling, the sentiment classifier, its fine-tuning recipe and the
-cache that keeps it for Chapter 5. Batching, training loops, cache keys and statistics are in
-bertbook.training.
+cache that keeps it for Chapter 5, and the span and tagging heads of the paper's Figure 4.
+Batching, training loops, cache keys and statistics are in bertbook.training.
 
 Generated from book/04_bert.ipynb by `python -m bertbook.maint sync`: edit the notebook, not this
 file."""
@@ -12,6 +12,7 @@ import os
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 
 from bertbook.attention import MultiHeadAttention
 from bertbook.tokenization import BPE_PRETOKENIZER, bpe_encode, train_bpe
@@ -90,11 +91,15 @@ class BertEncoder(nn.Module):
         self.embeddings = BertEmbeddings(vocab_size, d_model, max_len, eps=eps, dropout=dropout)
         layers = [BertLayer(d_model, n_heads, d_ff, eps, dropout) for _ in range(n_layers)]
         self.layers = nn.ModuleList(layers)
+        self.checkpointing = False  # True: keep less for backward, recompute it (see fine-tuning)
 
     def forward(self, ids, mask=None, segments=None):
         states, attentions = [self.embeddings(ids, segments)], []
         for layer in self.layers:
-            x, weights = layer(states[-1], mask)
+            if self.checkpointing and torch.is_grad_enabled():
+                x, weights = checkpoint(layer, states[-1], mask, use_reentrant=False)
+            else:
+                x, weights = layer(states[-1], mask)
             states.append(x)
             attentions.append(weights)
         return states, attentions
@@ -340,7 +345,9 @@ def fine_tune_sentiment(checkpoint, recipe=TEACHER_RECIPE, device="cpu"):
     torch.manual_seed(recipe["seed"])  # the head's initial weights and the dropout draws
     model = SentimentClassifier(BertEncoder.from_hf(checkpoint)).to(device)
     steps, lr, batch_size, seed = (recipe[k] for k in ("steps", "lr", "batch_size", "seed"))
+    model.encoder.checkpointing = True  # the same numbers, with less memory held for backward
     losses = train_classifier(model, encodings, labels, steps, lr, batch_size, seed)
+    model.encoder.checkpointing = False
     return model.eval(), tok, losses
 
 
@@ -397,3 +404,103 @@ def load_or_train_teacher(checkpoint, recipe=TEACHER_RECIPE, device="cpu"):
     model, tok, _ = fine_tune_sentiment(checkpoint, recipe, device)
     save_teacher(model, checkpoint, recipe, path)
     return model, tok, False
+
+
+class SpanHead(nn.Module):
+    """Question answering's head (the BERT paper's Figure 4c): a linear map C -> 2 at every
+    token, the logits of the answer starting and ending there.
+
+    hidden (B, T, C) -> start, end, each (B, T).
+
+    Defined in Chapter 4, section “Other tasks, other heads”.
+    """
+
+    def __init__(self, d_model):
+        super().__init__()
+        self.proj = nn.Linear(d_model, 2)
+
+    def forward(self, hidden):
+        start, end = self.proj(hidden).unbind(-1)  # (B, T, 2) -> (B, T), (B, T)
+        return start, end
+
+
+class TaggingHead(nn.Module):
+    """Tagging's head (Figure 4d): dropout, then a linear map C -> n_tags at every token.
+
+    hidden (B, T, C) -> logits (B, T, n_tags).
+
+    Defined in Chapter 4, section “Other tasks, other heads”.
+    """
+
+    def __init__(self, d_model, n_tags, dropout=0.1):
+        super().__init__()
+        self.drop = nn.Dropout(dropout)
+        self.proj = nn.Linear(d_model, n_tags)
+
+    def forward(self, hidden):
+        return self.proj(self.drop(hidden))  # (B, T, n_tags)
+
+
+class BertForSpans(nn.Module):
+    """A BertEncoder with a SpanHead: ids, mask, segments (B, T) -> start, end logits (B, T).
+
+    Defined in Chapter 4, section “Other tasks, other heads”.
+    """
+
+    def __init__(self, encoder: BertEncoder):
+        super().__init__()
+        self.encoder = encoder
+        self.head = SpanHead(encoder.d_model)
+
+    def forward(self, ids, mask=None, segments=None):
+        states, _ = self.encoder(ids, mask, segments)
+        return self.head(states[-1])  # (B, T), (B, T)
+
+    @classmethod
+    def from_hf(cls, model):
+        """Ours with the weights of a transformers BertForQuestionAnswering."""
+        ours = cls(BertEncoder.from_hf(model.bert))
+        copy_linear(ours.head.proj, model.qa_outputs)
+        return ours.eval()
+
+
+class BertForTagging(nn.Module):
+    """A BertEncoder with a TaggingHead: ids, mask, segments (B, T) -> logits (B, T, n_tags).
+
+    Defined in Chapter 4, section “Other tasks, other heads”.
+    """
+
+    def __init__(self, encoder: BertEncoder, n_tags, dropout=0.1):
+        super().__init__()
+        self.encoder = encoder
+        self.head = TaggingHead(encoder.d_model, n_tags, dropout)
+
+    def forward(self, ids, mask=None, segments=None):
+        states, _ = self.encoder(ids, mask, segments)
+        return self.head(states[-1])  # (B, T, n_tags)
+
+    @classmethod
+    def from_hf(cls, model):
+        """Ours with the weights of a transformers BertForTokenClassification."""
+        ours = cls(BertEncoder.from_hf(model.bert), model.num_labels)
+        copy_linear(ours.head.proj, model.classifier)
+        return ours.eval()
+
+
+def copy_linear(mine: nn.Linear, theirs: nn.Linear) -> None:
+    """Copy one linear layer's weight and bias into another of the same shape.
+
+    Defined in Chapter 4, section “Other tasks, other heads”.
+    """
+    with torch.no_grad():
+        mine.weight.copy_(theirs.weight)
+        mine.bias.copy_(theirs.bias)
+
+
+def argmax_span(start, end):
+    """The answer span by independent argmax: start, end logits (B, T) -> (B, 2) positions
+    (first, last token). Nothing here stops last < first, or a span of the whole passage.
+
+    Defined in Chapter 4, section “Other tasks, other heads”.
+    """
+    return torch.stack([start.argmax(-1), end.argmax(-1)], -1)  # (B, 2)

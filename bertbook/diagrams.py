@@ -281,6 +281,68 @@ def distillation(T=2.0, alpha=0.5):
     return fig
 
 
+def task_heads(qa_tokens, start, end, tag_tokens, tags):
+    """Chapter 4: two of the BERT paper's task heads (its Figure 4c and 4d) on one encoder.
+    Above, question answering: a linear map C -> 2 at every token gives a start and an end
+    logit (``start``, ``end``: one number per token of ``qa_tokens``, drawn as a heat row).
+    Below, tagging: a linear map C -> n_tags at every token gives a tag (``tags``, one per token
+    of ``tag_tokens``; "–" where nothing is predicted)."""
+    fig, ax = canvas(12.0, 9.35, scale=0.6)
+    step, w, left = 0.92, 0.84, 1.75
+
+    def stack(y, words, head_text):
+        """Token row at y, the encoder above it, the head above that; returns the x centres."""
+        xs = [left + i * step + w / 2 for i in range(len(words))]
+        for x, word in zip(xs, words):
+            special = word.startswith("[") and word.endswith("]")
+            box(ax, x - w / 2, y, w, 0.5, word, color="grey" if special else "sky", fontsize=8)
+        right = xs[-1] + w / 2
+        box(ax, left, y + 0.85, right - left, 0.6, "our BertEncoder (MiniLM's 6 layers)",
+            color="blue", fontsize=9)  # fmt: skip
+        box(ax, left, y + 1.8, right - left, 0.55, head_text, color="orange", fontsize=9)
+        for x in xs:
+            arrow(ax, (x, y + 0.52), (x, y + 0.83), color=MUTED, width=0.8)
+            arrow(ax, (x, y + 1.47), (x, y + 1.78), color=MUTED, width=0.8)
+        label(ax, 0.1, y + 0.25, "input", ha="left", fontsize=9)
+        label(ax, 0.1, y + 1.15, "(B, T, C)", ha="left", fontsize=8, color=MUTED)
+        return xs
+
+    # Question answering (Figure 4c): question, then passage; start and end logits per token.
+    label(ax, 0.1, 9.05, "question answering: a span head", ha="left", fontsize=10,
+          weight="bold")  # fmt: skip
+    xs = stack(4.9, qa_tokens, "linear C → 2 at every token")
+    for row, (name, values) in enumerate([("start", start), ("end", end)]):
+        y = 7.6 + (1 - row) * 0.55
+        label(ax, 0.1, y + 0.25, f"{name} (B, T)", ha="left", fontsize=8)
+        lo, hi = min(values), max(values)
+        best = max(range(len(values)), key=lambda i: values[i])
+        for x, v in zip(xs, values):
+            share = 0.0 if hi == lo else (v - lo) / (hi - lo)
+            face = plt.get_cmap("Oranges")(0.05 + 0.75 * share)
+            ax.add_patch(plt.Rectangle((x - w / 2, y), w, 0.5, facecolor=face, edgecolor=PAPER))
+            ax.text(x, y + 0.25, f"{v:.1f}", ha="center", va="center", fontsize=8,
+                    color=PAPER if share > 0.6 else INK)  # fmt: skip
+        ax.add_patch(plt.Rectangle((xs[best] - w / 2, y), w, 0.5, fill=False,
+                                   edgecolor=INK, linewidth=1.6))  # fmt: skip
+    for x in xs:
+        arrow(ax, (x, 7.27), (x, 7.58), color=MUTED, width=0.8)
+    s, e = (max(range(len(v)), key=lambda i: v[i]) for v in (start, end))
+    answer = " ".join(qa_tokens[s : e + 1]) if s <= e else "(none: end before start)"
+    label(ax, 0.1, 4.55, f"answer: argmax of start to argmax of end = “{answer}”", ha="left",
+          fontsize=9)  # fmt: skip
+
+    # Tagging (Figure 4d): one tag per token.
+    label(ax, 0.1, 3.95, "tagging: a token-classification head", ha="left", fontsize=10,
+          weight="bold")  # fmt: skip
+    xs = stack(0.35, tag_tokens, "dropout, linear C → n_tags")
+    for x, tag in zip(xs, tags):
+        box(ax, x - w / 2, 3.05, w, 0.5, tag, color="green" if tag != "–" else "grey",
+            fontsize=8, dashed=tag == "–")  # fmt: skip
+        arrow(ax, (x, 2.72), (x, 3.03), color=MUTED, width=0.8)
+    label(ax, 0.1, 3.3, "tags (B, T)", ha="left", fontsize=8)
+    return fig
+
+
 # ---- Chapter 1 (sequence-to-sequence models and attention)
 
 

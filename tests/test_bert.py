@@ -5,6 +5,8 @@ import torch
 from transformers import (
     BertConfig,
     BertForMaskedLM,
+    BertForQuestionAnswering,
+    BertForTokenClassification,
     BertModel,
     BertTokenizerFast,
     DataCollatorForLanguageModeling,
@@ -13,9 +15,12 @@ from transformers import (
 from bertbook.bert import (
     BertEncoder,
     BertForMLM,
+    BertForSpans,
+    BertForTagging,
     BertLayer,
     MeanPooler,
     SentimentClassifier,
+    argmax_span,
     copy_bert_layer,
     init_bert_weights,
     mask_tokens,
@@ -126,6 +131,54 @@ def test_classifier_and_pooler_on_our_encoder():
     assert pooled.shape == (2, 32) and logits.shape == (2, 2)
 
 
+def _pair_batch(seed=0):
+    """Two question-passage pairs (segments 0 then 1), the second padded: ids, mask, segments."""
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(5, 120, (2, 12), generator=g)
+    mask = torch.ones(2, 12, dtype=torch.long)
+    mask[1, 9:] = 0
+    segments = (torch.arange(12) >= 5).long().expand(2, -1).clone()
+    return ids, mask, segments
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_span_model_equals_bertforquestionanswering(seed):
+    torch.manual_seed(seed)
+    hf = BertForQuestionAnswering(BertConfig(**SIZES)).eval()
+    ours = BertForSpans.from_hf(hf)
+    ids, mask, segments = _pair_batch(seed)
+    with torch.no_grad():
+        start, end = ours(ids, mask, segments)  # (B, T) each
+        theirs = hf(input_ids=ids, attention_mask=mask, token_type_ids=segments)
+    real = mask.bool()
+    torch.testing.assert_close(start[real], theirs.start_logits[real], atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(end[real], theirs.end_logits[real], atol=1e-5, rtol=1e-4)
+    # Not the same number twice: start and end come from different rows of the head.
+    assert not torch.allclose(start, end)
+
+
+def test_tagging_model_equals_bertfortokenclassification_and_uses_dropout_in_training():
+    torch.manual_seed(0)
+    hf = BertForTokenClassification(BertConfig(**SIZES, num_labels=5)).eval()
+    ours = BertForTagging.from_hf(hf)
+    ids, mask, segments = _pair_batch()
+    with torch.no_grad():
+        got = ours(ids, mask, segments)
+        expected = hf(input_ids=ids, attention_mask=mask, token_type_ids=segments).logits
+    assert got.shape == (2, 12, 5)
+    torch.testing.assert_close(got[mask.bool()], expected[mask.bool()], atol=1e-5, rtol=1e-4)
+    ours.train()
+    with torch.no_grad():
+        assert not torch.allclose(ours(ids, mask, segments), got)  # the head's dropout
+
+
+def test_argmax_span_takes_start_and_end_independently():
+    start = torch.tensor([[0.0, 5.0, 1.0, 0.0], [0.0, 0.0, 1.0, 9.0]])
+    end = torch.tensor([[0.0, 1.0, 0.0, 7.0], [8.0, 0.0, 1.0, 0.0]])
+    # Row 0: a long span; row 1: the end before the start, which this decoding allows.
+    assert argmax_span(start, end).tolist() == [[1, 3], [3, 0]]
+
+
 def _tokenizer(tmp_path):
     words = "the a cat dog sat on mat ran fast slow".split()
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words
@@ -204,6 +257,13 @@ def _png(draw) -> bytes:
             ["[CLS]", "a", "b", "c", "[SEP]"], {1, 2, 3}, {1: "[MASK]", 2: "x"}
         ),
         lambda d: d.classification_heads(),
+        lambda d: d.task_heads(
+            ["[CLS]", "who", "sat", "?", "[SEP]", "the", "old", "man", "sat", "down", "[SEP]"],
+            [0.1, -1.2, -0.8, -2.0, -1.5, 3.1, 1.2, 0.4, -0.3, -0.9, -1.6],
+            [0.0, -1.0, -0.5, -1.8, -1.4, 0.2, 0.9, 3.4, 0.5, -0.2, -1.5],
+            ["[CLS]", "adele", "sang", "in", "london", "[SEP]"],
+            ["–", "B-PER", "O", "O", "B-LOC", "–"],
+        ),
     ],
 )
 def test_chapter_4_diagrams_draw_the_same_pixels_every_time(draw):
@@ -347,6 +407,13 @@ def _smallest_text_at_content_width(fig, content_width=7.5):
             {4: "[MASK]", 7: "apple"},
         ),
         lambda d: d.classification_heads(),
+        lambda d: d.task_heads(
+            ["[CLS]", "who", "sat", "?", "[SEP]", "the", "old", "man", "sat", "down", "[SEP]"],
+            [0.1, -1.2, -0.8, -2.0, -1.5, 3.1, 1.2, 0.4, -0.3, -0.9, -1.6],
+            [0.0, -1.0, -0.5, -1.8, -1.4, 0.2, 0.9, 3.4, 0.5, -0.2, -1.5],
+            ["[CLS]", "adele", "sang", "in", "london", "[SEP]"],
+            ["–", "B-PER", "O", "O", "B-LOC", "–"],
+        ),
     ],
 )
 def test_chapter_4_diagrams_are_readable_at_the_page_width(draw):
@@ -361,3 +428,40 @@ def test_chapter_4_diagrams_are_readable_at_the_page_width(draw):
     fig = draw(diagrams)
     assert _smallest_text_at_content_width(fig) >= 8
     plt.close(fig)
+
+
+def test_checkpointing_gives_the_same_training_and_less_held_for_backward():
+    """Fine-tuning with checkpointing on: the same losses, weights and random stream (dropout is
+    replayed), and fewer tensors saved for the backward pass."""
+    from bertbook.training import train_classifier
+
+    encodings = [[2] + [5 + (i * 7 + j) % 100 for j in range(3 + i % 9)] + [3] for i in range(64)]
+    labels = [i % 2 for i in range(64)]
+    results = {}
+    for on in (False, True):
+        torch.manual_seed(0)
+        model = SentimentClassifier(BertEncoder.from_hf(_bert()))
+        model.encoder.checkpointing = on
+        losses = train_classifier(model, encodings, labels, steps=4, lr=1e-3, batch_size=16)
+        results[on] = (losses, model.state_dict(), torch.rand(1))
+    assert results[True][0] == results[False][0]
+    for k, v in results[False][1].items():
+        assert torch.equal(results[True][1][k], v), k
+    assert torch.equal(results[True][2], results[False][2])
+
+    def saved_bytes(on):
+        model = SentimentClassifier(BertEncoder.from_hf(_bert())).train()
+        model.encoder.checkpointing = on
+        total = 0
+
+        def pack(t):
+            nonlocal total
+            total += t.numel() * t.element_size()
+            return t
+
+        ids = torch.randint(5, 120, (8, 30))
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            model(ids, torch.ones_like(ids))
+        return total
+
+    assert saved_bytes(True) < saved_bytes(False) / 2

@@ -161,6 +161,13 @@ def _chapter_diagrams():
             sentence, chosen={4, 7, 11}, replaced={4: "[MASK]", 7: "apple"}
         ),
         "classification_heads": diagrams.classification_heads,
+        "task_heads": lambda: diagrams.task_heads(
+            ["[CLS]", "who", "sat", "?", "[SEP]", "the", "old", "man", "sat", "down", "[SEP]"],
+            [0.0] * 5 + [3.0] + [0.0] * 5,
+            [0.0] * 7 + [3.0] + [0.0] * 3,
+            ["[CLS]", "adele", "sang", "in", "london", "[SEP]"],
+            ["–", "B-PER", "O", "O", "B-LOC", "–"],
+        ),
         "distillation": lambda: diagrams.distillation(T=2.0, alpha=0.5),
         "causal_mask_grid": lambda: diagrams.causal_mask_grid(
             gpt_words, torch.ones(7, 7, dtype=torch.bool).tril()
