@@ -1,5 +1,5 @@
 """Chapter 2 questions: masked attention, splitting heads, positional encoding, the causal mask,
-the mask of packed sequences, the matrix that shifts a positional encoding
+the mask of packed sequences, the matrix that shifts a positional encoding, the parameter count
 (exercises/02_transformer.ipynb)."""
 
 from __future__ import annotations
@@ -236,6 +236,43 @@ def _mistake_cosines_only(k, d):
     return _shift(k, d, mixing=False)
 
 
+def _count(n_src, n_tgt, d_model, n_heads, d_ff, n_enc, n_dec, **wrong):
+    """The parameters of the chapter's Transformer by formula; ``wrong`` leaves a part out."""
+    C, b = d_model, 0 if wrong.get("no_bias") else 1
+    mha = 4 * (C * C + b * C) * (n_heads if wrong.get("per_head") else 1)  # q, k, v, out
+    ffn = C * d_ff + b * d_ff + d_ff * C + b * C
+    norm = 0 if wrong.get("no_norms") else 2 * C  # gain and bias
+    cross = 0 if wrong.get("no_cross") else 1
+    layers = n_enc * (mha + ffn + 2 * norm) + n_dec * ((1 + cross) * mha + ffn + (2 + cross) * norm)
+    final = 0 if wrong.get("no_final_norms") else 2 * norm
+    table = 64 * C if wrong.get("table") else 0  # max_len positions: a buffer, not learned
+    return (n_src + n_tgt) * C + layers + final + C * n_tgt + b * n_tgt + table
+
+
+def _mistake_no_biases(*sizes):
+    return _count(*sizes, no_bias=True)
+
+
+def _mistake_no_cross_attention(*sizes):
+    return _count(*sizes, no_cross=True)
+
+
+def _mistake_projections_per_head(*sizes):
+    return _count(*sizes, per_head=True)
+
+
+def _mistake_positional_table_counted(*sizes):
+    return _count(*sizes, table=True)
+
+
+def _mistake_final_norms_left_out(*sizes):
+    return _count(*sizes, no_final_norms=True)
+
+
+def _mistake_norms_left_out(*sizes):
+    return _count(*sizes, no_norms=True)
+
+
 def attention_cases(rng: random.Random) -> list[Case]:
     import torch
     import torch.nn.functional as F
@@ -326,6 +363,27 @@ def shift_cases(rng: random.Random) -> list[Case]:
     names = ["k=1, d=4", "k=0 (no shift), d=8", "k=-3 (a shift back), d=8"]
     names.append(f"k={sizes[-1][0]}, d={sizes[-1][1]}")
     return [Case(name, (k, d), _shift(k, d)) for name, (k, d) in zip(names, sizes)]
+
+
+def count_cases(rng: random.Random) -> list[Case]:
+    import torch
+
+    from ..attention import Transformer
+
+    def case(name, sizes):
+        n_src, n_tgt, d_model, n_heads, d_ff, n_enc, n_dec = sizes
+        with torch.device("meta"):  # shapes only: no memory for the paper's sizes
+            model = Transformer(n_src, n_tgt, d_model, n_heads, d_ff, n_enc, n_dec)
+        count = sum(p.numel() for p in model.parameters())
+        return Case(name, sizes, count, atol=0, rtol=0)
+
+    V = rng.randrange(20, 200)
+    return [
+        case("the chapter's sizes, small vocabularies", (30, 40, 64, 4, 128, 2, 2)),
+        case("the same with 8 heads", (30, 40, 64, 8, 128, 2, 2)),
+        case("the paper's base model, 37,000 tokens", (37000, 37000, 512, 8, 2048, 6, 6)),
+        case("an encoder deeper than its decoder", (V, V + 7, 32, 2, 96, 3, 1)),
+    ]
 
 
 def questions() -> list[Question]:
@@ -576,5 +634,54 @@ def questions() -> list[Question]:
                     _mistake_cosines_only,
                 ),
             ],
+        ),
+        Question(
+            "q7",
+            "transformer_parameters",
+            2,
+            "Count one part at a time, each as a formula in the sizes: an embedding table of V "
+            "rows has V * d_model numbers; an nn.Linear(a, b) has a * b weights and b biases; an "
+            "nn.LayerNorm(d) has a gain and a bias of d each. Multi-head attention is four "
+            "d_model -> d_model projections, whatever the number of heads (the heads split "
+            "them, they do not multiply them). An encoder layer has one attention, a decoder "
+            "layer two (self and cross) and a third norm. Add the two final norms and the "
+            "output layer; the positional table is a buffer, not a parameter.",
+            count_cases,
+            "Predicting the parameter count",
+            nudge="List every nn.Linear, nn.Embedding and nn.LayerNorm that the chapter's "
+            "classes create, and how many times each appears for these sizes.",
+            mistakes=[
+                Mistake(
+                    "no biases",
+                    "counting the linear layers' weights without their biases",
+                    _mistake_no_biases,
+                ),
+                Mistake(
+                    "no cross-attention",
+                    "decoder layers counted like encoder layers (no cross-attention or third norm)",
+                    _mistake_no_cross_attention,
+                ),
+                Mistake(
+                    "projections per head",
+                    "four d_model x d_model projections for every head instead of four in all",
+                    _mistake_projections_per_head,
+                ),
+                Mistake(
+                    "positional table counted",
+                    "counting the 64-row positional table, a buffer, as parameters",
+                    _mistake_positional_table_counted,
+                ),
+                Mistake(
+                    "final norms left out",
+                    "leaving out the final enc_norm and dec_norm",
+                    _mistake_final_norms_left_out,
+                ),
+                Mistake(
+                    "norms left out",
+                    "leaving out every LayerNorm's gain and bias",
+                    _mistake_norms_left_out,
+                ),
+            ],
+            forbidden=("parameters", "numel"),
         ),
     ]
