@@ -1,4 +1,5 @@
-"""Warm-up questions: softmax, temperature, cosine similarity (exercises/00_intro.ipynb)."""
+"""Warm-up questions: softmax, temperature, cosine similarity, log-probabilities, the limit of
+zero temperature (exercises/00_intro.ipynb)."""
 
 from __future__ import annotations
 
@@ -87,6 +88,70 @@ def _mistake_cosine_first_axis(a, b):
     )
 
 
+def _mistake_log_of_softmax(x):
+    import torch
+
+    return torch.softmax(x, dim=-1).log()  # a probability that underflows to 0 gives -inf
+
+
+def _mistake_log_softmax_no_max(x):
+    return x - x.exp().sum(dim=-1, keepdim=True).log()  # exp(1000) is inf
+
+
+def _mistake_max_not_added_back(x):
+    shifted = x - x.max(dim=-1, keepdim=True).values
+    return x - shifted.exp().sum(dim=-1, keepdim=True).log()  # off by each row's maximum
+
+
+def _log_sum_exp(x, dim):
+    m = x.max(dim=dim, keepdim=True).values
+    return m + (x - m).exp().sum(dim=dim, keepdim=True).log()
+
+
+def _mistake_log_softmax_first_axis(x):
+    return x - _log_sum_exp(x, 0)
+
+
+def _mistake_log_softmax_no_keepdim(x):
+    return x - _log_sum_exp(x, -1).squeeze(-1)  # (..., K) - (...,): against the wrong axis
+
+
+def _ties(x):
+    return (x == x.max(dim=-1, keepdim=True).values).float()  # (..., K): 1 at every maximum
+
+
+def _zero_temperature(x):
+    ties = _ties(x)
+    return ties / ties.sum(dim=-1, keepdim=True)
+
+
+def _mistake_first_maximum_only(x):
+    import torch.nn.functional as F
+
+    return F.one_hot(x.argmax(dim=-1), x.shape[-1]).float()
+
+
+def _mistake_ties_not_normalised(x):
+    return _ties(x)
+
+
+def _mistake_limit_is_plain_softmax(x):
+    import torch
+
+    return torch.softmax(x, dim=-1)
+
+
+def _mistake_tiny_temperature_naive(x):
+    e = (x / 1e-6).exp()  # inf for any positive score, and inf / inf is NaN
+    return e / e.sum(dim=-1, keepdim=True)
+
+
+def _mistake_limit_is_uniform(x):
+    import torch
+
+    return torch.full_like(x, 1.0 / x.shape[-1])  # the limit of a high temperature
+
+
 def softmax_cases(rng: random.Random) -> list[Case]:
     import torch
 
@@ -139,6 +204,48 @@ def cosine_cases(rng: random.Random) -> list[Case]:
             (b, c),
             F.cosine_similarity(b, c, dim=-1),
         ),
+    ]
+
+
+def log_softmax_cases(rng: random.Random) -> list[Case]:
+    import torch
+
+    x1 = randn(rng, 6)
+    x2 = randn(rng, 3, 5, 4, scale=3.0)
+    big = randn(rng, 2, 5) + 1000.0
+    far = randn(rng, 3, 4)
+    far[:, 0] += 200.0  # the other entries' probabilities underflow to 0 in float32
+    square = randn(rng, 4, 4)
+    return [
+        Case("a vector", (x1,), torch.log_softmax(x1, -1)),
+        Case("two batch dimensions", (x2,), torch.log_softmax(x2, -1)),
+        Case("large scores (around 1000) do not overflow", (big,), torch.log_softmax(big, -1)),
+        Case(
+            "a score 200 above the rest: log-probabilities near -200, not -inf",
+            (far,),
+            torch.log_softmax(far, -1),
+            atol=1e-3,
+        ),
+        Case("a square batch (4 rows of 4 scores)", (square,), torch.log_softmax(square, -1)),
+    ]
+
+
+def zero_temperature_cases(rng: random.Random) -> list[Case]:
+    import torch
+
+    x1 = randn(rng, 7)
+    tied = torch.tensor([[1.0, 3.0, 3.0, -2.0], [0.5, 0.5, 0.5, 0.5], [2.0, -1.0, 0.0, 2.0]])
+    masked = randn(rng, 3, 6, scale=2.0)
+    masked[:, ::2] = float("-inf")  # the scores a mask removed
+    big = randn(rng, 2, 5, scale=3.0) + 1000.0
+    return [
+        Case(name, (x,), _zero_temperature(x))
+        for name, x in [
+            ("one vector, no ties", x1),
+            ("tied maxima share the probability", tied),
+            ("-inf scores get 0", masked),
+            ("large scores (around 1000)", big),
+        ]
     ]
 
 
@@ -248,6 +355,91 @@ def questions() -> list[Question]:
                     "first axis",
                     "cosine similarity over the first axis",
                     _mistake_cosine_first_axis,
+                ),
+            ],
+        ),
+        Question(
+            "q4",
+            "log_probabilities",
+            2,
+            "Take the logarithm of the softmax formula by hand before computing anything: "
+            "log softmax(x)_i = x_i - log(sum_j exp(x_j)). The sum of exponentials overflows "
+            "exactly as in question 1, and the same trick saves it: with m the row's maximum, "
+            "log(sum_j exp(x_j)) = m + log(sum_j exp(x_j - m)). Keep the summed axis "
+            "(keepdim=True) so that the result broadcasts back over the row.",
+            log_softmax_cases,
+            "Log-probabilities without underflow",
+            nudge="A probability of exp(-200) is 0 in float32, so log(softmax(x)) cannot be "
+            "the way: what is log(a / b) before anything is divided?",
+            mistakes=[
+                Mistake(
+                    "log of softmax",
+                    "the log of the softmax (-inf where a probability underflows to 0)",
+                    _mistake_log_of_softmax,
+                ),
+                Mistake(
+                    "no max subtraction",
+                    "x - log(sum(exp(x))) without subtracting the maximum (exp overflows)",
+                    _mistake_log_softmax_no_max,
+                ),
+                Mistake(
+                    "maximum not added back",
+                    "subtracting the maximum inside the log without adding it back outside",
+                    _mistake_max_not_added_back,
+                ),
+                Mistake(
+                    "first axis",
+                    "log-softmax over the first axis",
+                    _mistake_log_softmax_first_axis,
+                ),
+                Mistake(
+                    "no keepdim",
+                    "the log of the sum without keepdim=True (it broadcasts against the wrong "
+                    "axis)",
+                    _mistake_log_softmax_no_keepdim,
+                ),
+            ],
+            forbidden=("log_softmax", "logsumexp"),
+        ),
+        Question(
+            "q5",
+            "zero_temperature_limit",
+            2,
+            "As T shrinks, exp((x_i - max) / T) goes to 0 for every score below the row's "
+            "maximum and stays exactly 1 for every score equal to it. So the limit puts equal "
+            "probability on the entries that equal the row's maximum, 1 / (how many there are), "
+            "and 0 elsewhere. Compare the row with its maximum (keepdim=True), turn the "
+            "booleans into floats, and divide by their sum.",
+            zero_temperature_cases,
+            "The limit of zero temperature",
+            nudge="Take a row with two equal largest scores and work out softmax(x / T) for a "
+            "small T by hand: what do the two entries tend to?",
+            mistakes=[
+                Mistake(
+                    "first maximum only",
+                    "a one-hot vector at the argmax (tied maxima not shared)",
+                    _mistake_first_maximum_only,
+                ),
+                Mistake(
+                    "ties not normalised",
+                    "1 at every maximum without dividing by how many there are",
+                    _mistake_ties_not_normalised,
+                ),
+                Mistake(
+                    "plain softmax",
+                    "the softmax at temperature 1",
+                    _mistake_limit_is_plain_softmax,
+                ),
+                Mistake(
+                    "tiny temperature, no max subtraction",
+                    "exp(x / 1e-6) / sum(exp(x / 1e-6)) without subtracting the maximum "
+                    "(NaN once exp overflows)",
+                    _mistake_tiny_temperature_naive,
+                ),
+                Mistake(
+                    "uniform",
+                    "the uniform distribution (the limit of a high temperature)",
+                    _mistake_limit_is_uniform,
                 ),
             ],
         ),
