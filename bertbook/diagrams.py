@@ -593,12 +593,71 @@ def kv_cache(words, n_prompt):
     return fig
 
 
+def _prenorm_stack(ax, x, y, w, blocks):
+    """Pre-norm sublayers from the bottom up at (x, y): a LayerNorm, the block, then the sum with
+    the block's input (the residual), which leaves the main path before the LayerNorm and so
+    skips it. ``blocks``: (text, colour, LayerNorm label). Returns the y of the stack's top."""
+    h, norm_h, add_h, step = 0.75, 0.45, 0.45, 0.3
+    for text, color, norm in blocks:
+        arrow(ax, (x + w / 2, y), (x + w / 2, y + step))
+        start = y + 0.12  # where the residual leaves the main path: before the LayerNorm
+        y += step
+        box(ax, x, y, w, norm_h, norm, color="yellow", fontsize=9)
+        arrow(ax, (x + w / 2, y + norm_h), (x + w / 2, y + norm_h + step))
+        y += norm_h + step
+        box(ax, x, y, w, h, text, color=color, fontsize=9)
+        arrow(ax, (x + w / 2, y + h), (x + w / 2, y + h + step))
+        y += h + step
+        box(ax, x, y, w, add_h, "add:  x + block", color="grey", fontsize=9)
+        side = x + w + 0.35  # the residual: around the LayerNorm and the block into the add
+        ax.plot([x + w / 2, side, side], [start, start, y + add_h / 2], color=INK, lw=1.2)
+        arrow(ax, (side, y + add_h / 2), (x + w + 0.02, y + add_h / 2))
+        y += add_h
+    return y
+
+
+def pre_and_post_norm(n_layer=12, d_ff_post=128):
+    """Chapter 6: Chapter 2's post-norm layer beside GPT-2's pre-norm block. Post-norm puts a
+    LayerNorm on the main path after every sum; pre-norm puts it at the start of each branch, so
+    the residual path from the embeddings to the last block passes through no LayerNorm, and
+    GPT-2 adds one final LayerNorm (``ln_f``) before the tied output layer."""
+    fig, ax = canvas(12.6, 9.3, scale=0.6)
+    w, px, gx = 3.9, 0.3, 6.9  # box width, the post-norm column, the GPT-2 column
+    for x, title, rule, note in [
+        (px, "Chapter 2's layer: post-norm", "x = LayerNorm(x + block(x))",
+         "a LayerNorm on the main path\nafter every sum"),
+        (gx, "GPT-2's block: pre-norm", "x = x + block(LayerNorm(x))",
+         "the main path meets no\nLayerNorm until ln_f"),
+    ]:  # fmt: skip
+        label(ax, x + w / 2, 9.0, title, fontsize=11, weight="bold")
+        label(ax, x + w / 2, 8.55, rule, fontsize=9)
+        label(ax, x + w / 2, 7.95, note, fontsize=9, color="red")
+    box(ax, px, 0.2, w, 0.55, "embeddings + positions", color="grey", fontsize=9)
+    top, _ = _sublayer_stack(ax, px, 0.75, w, [("self-attention", "sky"),
+                             (f"feed-forward\nC → {d_ff_post} → C, ReLU", "orange")])  # fmt: skip
+    arrow(ax, (px + w / 2, top), (px + w / 2, top + 0.4))
+    label(ax, px + w / 2, top + 0.65, "to the next layer", fontsize=9)
+    box(ax, gx, 0.2, w, 0.55, "wte[token] + wpe[position]", color="grey", fontsize=9)
+    blocks = [("causal self-attention (attn)", "sky", "ln_1: LayerNorm"),
+              ("MLP (c_fc, c_proj)\nC → 4C → C, GELU (tanh)", "orange", "ln_2: LayerNorm")]  # fmt: skip
+    top = _prenorm_stack(ax, gx, 0.75, w, blocks)
+    bracket = gx + w + 0.75  # the blocks repeat n_layer times
+    ax.plot([bracket - 0.12, bracket, bracket, bracket - 0.12], [0.85, 0.85, top, top],
+            color=MUTED, lw=1.2)  # fmt: skip
+    label(ax, bracket + 0.12, (0.85 + top) / 2, f"× {n_layer}", ha="left", fontsize=10)
+    arrow(ax, (gx + w / 2, top), (gx + w / 2, top + 0.3))
+    box(ax, gx, top + 0.3, w, 0.45, "ln_f: final LayerNorm", color="yellow", fontsize=9)
+    arrow(ax, (gx + w / 2, top + 0.75), (gx + w / 2, top + 1.05))
+    box(ax, gx, top + 1.05, w, 0.55, "logits = x · wteᵀ (tied)", color="blue", fontsize=9)
+    return fig
+
+
 def sampling_filters(probs, words, temperature=1.5, k=10, p=0.9):
     """Chapter 6: what temperature, top-k and top-p do to one next-token distribution.
 
     ``probs``: the whole distribution sorted from most to least likely (sums to 1), ``words``:
-    the strings of the first tokens, as many as are drawn. Temperature T gives each token
-    probability proportional to ``probs ** (1 / T)`` (the same as dividing the logits by T)."""
+    the strings of the first tokens, as many as are drawn. Temperature τ gives each token
+    probability proportional to ``probs ** (1 / τ)`` (the same as dividing the logits by τ)."""
     import numpy as np
 
     probs = np.asarray(probs, dtype=float)
@@ -611,11 +670,11 @@ def sampling_filters(probs, words, temperature=1.5, k=10, p=0.9):
     fig, axes = plt.subplots(3, 1, figsize=(MAX_WIDTH_IN, 7.2), sharex=True)
     fig.patch.set_facecolor(PAPER)
     top, mid, bottom = axes
-    top.bar(x - 0.2, probs[:n], 0.4, color=COLORS["blue"], label="T = 1 (the model)")
-    top.bar(x + 0.2, hot[:n], 0.4, color=COLORS["orange"], label=f"T = {temperature:g}")
-    top.set_title(f"temperature T = {temperature:g}: the likely tokens lose probability, "
+    top.bar(x - 0.2, probs[:n], 0.4, color=COLORS["blue"], label="τ = 1 (the model)")
+    top.bar(x + 0.2, hot[:n], 0.4, color=COLORS["orange"], label=f"τ = {temperature:g}")
+    top.set_title(f"temperature τ = {temperature:g}: the likely tokens lose probability, "
                   "the rest gain it", fontsize=10, loc="left")  # fmt: skip
-    top.legend(fontsize=8, frameon=False)
+    top.legend(fontsize=9, frameon=False)
     for ax, keep, title in [
         (mid, k, f"top-k (k = {k}): keep the {k} most likely tokens"),
         (bottom, nucleus, f"top-p (p = {p:g}): keep the most likely tokens until their "
@@ -628,17 +687,19 @@ def sampling_filters(probs, words, temperature=1.5, k=10, p=0.9):
             ax.axvline(keep - 0.5, color=COLORS["red"], ls="--", lw=1.3)
         else:
             ax.text(0.98, 0.25, f"the cut comes after token {keep}: further right", ha="right",
-                    transform=ax.transAxes, fontsize=8, color=COLORS["red"])  # fmt: skip
+                    transform=ax.transAxes, fontsize=9, color=COLORS["red"])  # fmt: skip
     twin = bottom.twinx()
     twin.step(x, cum[:n], where="mid", color=COLORS["green"], lw=1.5)
     twin.axhline(p, color=COLORS["green"], ls=":", lw=1)
     twin.set_ylim(0, 1.02)
-    twin.set_ylabel("cumulative probability", fontsize=8, color=COLORS["green"])
+    twin.set_ylabel("cumulative probability", fontsize=9, color=COLORS["green"])
+    twin.tick_params(labelsize=9)
     for ax in axes:
-        ax.set_ylabel("probability", fontsize=8)
+        ax.set_ylabel("probability", fontsize=9)
+        ax.tick_params(labelsize=9)
         ax.set_facecolor(PAPER)
         ax.spines[["top", "right"]].set_visible(False)
-    bottom.set_xticks(x, [repr(w)[1:-1] for w in words], rotation=90, fontsize=8)
+    bottom.set_xticks(x, [repr(w)[1:-1] for w in words], rotation=90, fontsize=9)
     fig.tight_layout()
     return fig
 

@@ -169,7 +169,7 @@ def filter_logits(logits, top_k=None, top_p=None):
     return logits
 
 
-@torch.no_grad()
+@torch.inference_mode()  # no gradients, no autograd bookkeeping
 def generate(
     model,
     idx,
@@ -202,7 +202,7 @@ def generate(
     return idx
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def beam_search(model, idx, n_new, beam=4):
     """The highest-probability continuation found keeping `beam` candidates (idx is (1, T)).
 

@@ -84,6 +84,13 @@ def test_chapter6_diagrams_draw_from_real_inputs():
     assert len(fig.axes) == 4  # three panels and the cumulative-probability axis
     assert any(f"{np.searchsorted(np.cumsum(probs) - probs, 0.9)} tokens" in ax.get_title(loc="left")
                for ax in fig.axes)  # fmt: skip
+    assert {"τ = 1 (the model)", "τ = 1.5"} <= {
+        t.get_text() for t in fig.axes[0].get_legend().texts
+    }
+    fig = diagrams.pre_and_post_norm(n_layer=12)
+    texts = {t.get_text() for t in fig.axes[0].texts}
+    assert {"ln_1: LayerNorm", "ln_2: LayerNorm", "ln_f: final LayerNorm", "× 12"} <= texts
+    assert {"add & LayerNorm", "add:  x + block"} <= texts  # post-norm's add, then pre-norm's
     matplotlib.pyplot.close("all")
 
 
@@ -173,6 +180,7 @@ def _chapter_diagrams():
             gpt_words, torch.ones(7, 7, dtype=torch.bool).tril()
         ),
         "kv_cache": lambda: diagrams.kv_cache(gpt_words, n_prompt=3),
+        "pre_and_post_norm": lambda: diagrams.pre_and_post_norm(n_layer=12),
         "sampling_filters": lambda: diagrams.sampling_filters(
             probs, [f" word{i}" for i in range(30)], k=10, p=0.9
         ),
