@@ -249,6 +249,17 @@ def _png(draw) -> bytes:
     return buf.getvalue()
 
 
+def _task_heads(d):
+    """The span and tagging heads drawn with the chapter's kind of inputs (both tests use it)."""
+    return d.task_heads(
+        ["[CLS]", "who", "sat", "?", "[SEP]", "the", "old", "man", "sat", "down", "[SEP]"],
+        [0.1, -1.2, -0.8, -2.0, -1.5, 3.1, 1.2, 0.4, -0.3, -0.9, -1.6],
+        [0.0, -1.0, -0.5, -1.8, -1.4, 0.2, 0.9, 3.4, 0.5, -0.2, -1.5],
+        ["[CLS]", "adele", "sang", "in", "london", "[SEP]"],
+        ["–", "B-PER", "O", "O", "B-LOC", "–"],
+    )
+
+
 @pytest.mark.parametrize(
     "draw",
     [
@@ -257,13 +268,7 @@ def _png(draw) -> bytes:
             ["[CLS]", "a", "b", "c", "[SEP]"], {1, 2, 3}, {1: "[MASK]", 2: "x"}
         ),
         lambda d: d.classification_heads(),
-        lambda d: d.task_heads(
-            ["[CLS]", "who", "sat", "?", "[SEP]", "the", "old", "man", "sat", "down", "[SEP]"],
-            [0.1, -1.2, -0.8, -2.0, -1.5, 3.1, 1.2, 0.4, -0.3, -0.9, -1.6],
-            [0.0, -1.0, -0.5, -1.8, -1.4, 0.2, 0.9, 3.4, 0.5, -0.2, -1.5],
-            ["[CLS]", "adele", "sang", "in", "london", "[SEP]"],
-            ["–", "B-PER", "O", "O", "B-LOC", "–"],
-        ),
+        _task_heads,
     ],
 )
 def test_chapter_4_diagrams_draw_the_same_pixels_every_time(draw):
@@ -407,13 +412,7 @@ def _smallest_text_at_content_width(fig, content_width=7.5):
             {4: "[MASK]", 7: "apple"},
         ),
         lambda d: d.classification_heads(),
-        lambda d: d.task_heads(
-            ["[CLS]", "who", "sat", "?", "[SEP]", "the", "old", "man", "sat", "down", "[SEP]"],
-            [0.1, -1.2, -0.8, -2.0, -1.5, 3.1, 1.2, 0.4, -0.3, -0.9, -1.6],
-            [0.0, -1.0, -0.5, -1.8, -1.4, 0.2, 0.9, 3.4, 0.5, -0.2, -1.5],
-            ["[CLS]", "adele", "sang", "in", "london", "[SEP]"],
-            ["–", "B-PER", "O", "O", "B-LOC", "–"],
-        ),
+        _task_heads,
     ],
 )
 def test_chapter_4_diagrams_are_readable_at_the_page_width(draw):
