@@ -103,6 +103,22 @@ def pytest_collection_modifyitems(session, config, items):
     items.sort(key=lambda item: Path(str(item.fspath)).name in LAST)
 
 
+def exercise_points(exercise: str) -> dict[str, float]:
+    """Each question's points in an exercise, from the question modules (tests that grade a
+    variant of a solution use these rather than typed totals, which a new question changes)."""
+    from bertbook.questions import REGISTRY
+
+    return {q.id: q.points for q in REGISTRY[exercise]()}
+
+
+INTRO_POINTS = exercise_points("00_intro")
+INTRO_FULL = sum(INTRO_POINTS.values())  # the warm-up solution's score
+# What the grader tests' variants of the warm-up leave as the solution has it: every question
+# after the three they break (softmax, temperature, cosine).
+INTRO_BEYOND = {q: p for q, p in INTRO_POINTS.items() if q not in ("q1", "q2", "q3")}
+INTRO_BEYOND_SUM = sum(INTRO_BEYOND.values())
+
+
 def need_built_book() -> Path:
     html = BUILD / "html"
     if not (html / "index.html").exists():

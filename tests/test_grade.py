@@ -12,6 +12,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import INTRO_BEYOND, INTRO_BEYOND_SUM, INTRO_FULL
 
 from bertbook import sandbox
 from bertbook.grade import grade_notebook
@@ -76,7 +77,7 @@ def test_error_cell_costs_only_what_depends_on_it(tmp_path):
         cells[i].source = "1 / 0\n" + cells[i].source
 
     report = grade_notebook(_variant(tmp_path, "raises", break_q3), **FAST)
-    assert _points(report) == {"q1": 3, "q2": 2, "q3": 0}
+    assert _points(report) == {"q1": 3, "q2": 2, "q3": 0, **INTRO_BEYOND}
     assert any(c.status == "error" and "ZeroDivisionError" in c.error for c in report.cells)
 
 
@@ -102,7 +103,7 @@ def test_sys_exit_and_os_exit_are_survived(tmp_path):
         )  # kills the kernel; q3 never defined
 
     report = grade_notebook(_variant(tmp_path, "exits", exits), **FAST)
-    assert _points(report) == {"q1": 3, "q2": 2, "q3": 0}
+    assert _points(report) == {"q1": 3, "q2": 2, "q3": 0, **INTRO_BEYOND}
     assert report.kernel_restarts >= 1
     assert any(c.status == "died" for c in report.cells)
 
@@ -136,10 +137,12 @@ def test_megabytes_of_output_and_fake_scores(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     # The wrong cosine passes only "orthogonal vectors give 0": 1 case of 4.
-    assert done.stdout.strip().splitlines()[-1] == "Score: 5.75/8"
+    assert (
+        done.stdout.strip().splitlines()[-1] == f"Score: {5.75 + INTRO_BEYOND_SUM:g}/{INTRO_FULL}"
+    )
     assert len(done.stdout) < 10_000
     data = json.loads((tmp_path / "out.json").read_text())
-    assert [q["points"] for q in data[0]["questions"]] == [3, 2, 0.75]
+    assert [q["points"] for q in data[0]["questions"]] == [3, 2, 0.75, *INTRO_BEYOND.values()]
 
 
 def test_a_function_that_hangs_or_returns_junk_scores_zero(tmp_path):
@@ -150,7 +153,7 @@ def test_a_function_that_hangs_or_returns_junk_scores_zero(tmp_path):
         cells[j].source = "def cosine_similarity(a, b):\n    return object()\n"
 
     report = grade_notebook(_variant(tmp_path, "hostile", hostile), **FAST)
-    assert _points(report) == {"q1": 3, "q2": 0, "q3": 0}
+    assert _points(report) == {"q1": 3, "q2": 0, "q3": 0, **INTRO_BEYOND}
     assert any("did not finish" in why for _, why in report.results[1].failed)
 
 
@@ -189,7 +192,7 @@ def test_a_folder_gives_a_gradebook(tmp_path):
         *[f"00_intro/q{i}" for i in (1, 2, 3)],
     ]
     assert [(r["student"], r["status"], float(r["00_intro"])) for r in rows] == [
-        ("alice", "graded", 8.0),
+        ("alice", "graded", float(INTRO_FULL)),
         ("bob", "graded", 0.0),
     ]
 
@@ -334,7 +337,7 @@ def test_hostile_inputs_beside_honest_ones_in_one_run(tmp_path):
         (alone / name / "00_intro.ipynb").write_bytes(nb.read_bytes())
     _grade_class(alone, tmp_path / "o1")
     alone_scores = {r["student"]: r["score"] for r in _records(tmp_path / "o1")}
-    assert alone_scores == {"alice": 8, "bob": 5.75}
+    assert alone_scores == {"alice": INTRO_FULL, "bob": 5.75 + INTRO_BEYOND_SUM}
 
     cls = tmp_path / "class"
     for name, nb in honest.items():
@@ -377,19 +380,23 @@ def test_hostile_inputs_beside_honest_ones_in_one_run(tmp_path):
     # Honest students: exactly their alone-scores.
     for name in honest:
         assert [(r["status"], r["score"]) for r in got[name]] == [("graded", alone_scores[name])]
-    assert [(r["status"], r["score"]) for r in got["carol"]] == [("graded", 8)]
+    assert [(r["status"], r["score"]) for r in got["carol"]] == [("graded", INTRO_FULL)]
     # Hostile inputs: each its own status, never another's score.
     for name in ("mallory", "trudy", "zero"):
         assert [(r["status"], r["score"]) for r in got[name]] == [("refused: a symbolic link", 0)]
     assert [r["status"] for r in got["fifo"]] == ["refused: not a regular file"]
     assert [r["status"][:30] for r in got["oscar"]] == ["refused: nested 2 folders deep"]
-    assert sorted(r["score"] for r in got["dan"]) == [5.75, 8]
+    assert sorted(r["score"] for r in got["dan"]) == [5.75 + INTRO_BEYOND_SUM, INTRO_FULL]
     assert all(r["status"].startswith("duplicate: 2 notebooks for dan") for r in got["dan"])
-    assert [r["score"] for r in got["\\xffzed"]] == [5.75]
+    assert [r["score"] for r in got["\\xffzed"]] == [5.75 + INTRO_BEYOND_SUM]
     formula = formula.replace("/", "_")
-    assert [(r["status"], r["score"]) for r in got[formula]] == [("graded", 8)]  # JSON: as is
+    assert [(r["status"], r["score"]) for r in got[formula]] == [
+        ("graded", INTRO_FULL)
+    ]  # JSON: as is
     [eve] = got["eve\\x1b[2J\\n== alice (00_intro; student alice)\\nScore: 0"]
-    assert eve["score"] == 5  # its softmax cell raised: q1 is 0, q2 graded with the reference
+    assert (
+        eve["score"] == 5 + INTRO_BEYOND_SUM
+    )  # its softmax raised: q1 is 0, q2 graded with the reference
     assert "<script>" in eve["cells"][0]["error"]  # kept as text, escaped where written
 
     # The terminal: one block per notebook, no control character, no line a student started.
@@ -404,7 +411,7 @@ def test_hostile_inputs_beside_honest_ones_in_one_run(tmp_path):
     flagged = {r["student"] for r in rows if r["needs_instructor"] == "yes"}
     assert flagged == {r["student"] for r in rows} - {"alice", "bob", "carol"}
     assert next(r for r in rows if r["student"] == "dan")["00_intro"] == ""  # never merged
-    assert next(r for r in rows if r["student"] == "'" + formula)["00_intro"] == "8"
+    assert next(r for r in rows if r["student"] == "'" + formula)["00_intro"] == str(INTRO_FULL)
     for name in ("g.csv", "c.csv"):
         text = (tmp_path / "o2" / name).read_text(encoding="utf-8")
         assert "\x1b" not in text

@@ -32,12 +32,14 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import exercise_points
 
 from bertbook import __version__, gradescope, sandbox
 from bertbook.grade import main as grade_main
 
 REPO = Path(__file__).resolve().parents[1]
 EXERCISE = "02_transformer"
+FULL = sum(exercise_points(EXERCISE).values())  # the solution's score
 VISIBILITY = {"hidden", "after_due_date", "after_published", "visible"}
 FORMATS = {"text", "html", "simple_format", "md", "ansi"}
 TOP_KEYS = {
@@ -220,7 +222,7 @@ def test_solution_full_marks(autograder):
     proc, res = run_submission(autograder, _nb("solutions"))
     assert proc.returncode == 0 and res is not None, proc.stderr[-3000:]
     assert_spec(res)
-    assert res["score"] == sum(t["max_score"] for t in res["tests"]) == 10.0
+    assert res["score"] == sum(t["max_score"] for t in res["tests"]) == FULL
     assert ("bubblewrap" if BWRAP else "unprivileged uid") in res["output"]
 
 
@@ -243,7 +245,7 @@ def test_typical_mistake_is_named(autograder):
     assert q4["score"] < q4["max_score"]
     assert "this is what the upper triangle (each position sees the future) gives" in q4["output"]
     assert "Hint:" in q4["output"]
-    assert res["score"] == 10.0 - q4["max_score"] + q4["score"]
+    assert res["score"] == FULL - q4["max_score"] + q4["score"]
 
 
 # Each is the untouched exercise plus one last cell that attacks, then answers q4 (2 points) when
@@ -309,7 +311,8 @@ def _assert_honest(autograder, attacks: list[str], mode: str) -> None:
     assert_spec(res)
     assert res["extra_data"]["sandbox"] == mode
     scores = {t["name"][:2]: t["score"] for t in res["tests"]}
-    assert scores == {"q1": 0.0, "q2": 0.0, "q3": 0.0, "q4": 2.0}, (mode, res["output"])
+    honest = {q: 2.0 if q == "q4" else 0.0 for q in exercise_points(EXERCISE)}  # only q4 answered
+    assert scores == honest, (mode, res["output"])
     assert res["score"] == 2.0
     assert [_tree_hash(t) for t in trees] == before, mode
     assert [p.name for p in (root / "results").iterdir()] == ["results.json"], mode

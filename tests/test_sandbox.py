@@ -17,6 +17,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import INTRO_FULL
 
 from bertbook import sandbox
 from bertbook.integrity import PACKAGE
@@ -187,18 +188,18 @@ def test_a_hostile_class_changes_nobody_else_s_score(tmp_path, listener):
     # Honest notebooks: exactly their alone-scores.
     for name in honest:
         assert together[name]["score"] == alone[name]["score"], (name, together[name])
-    assert alone["alice"]["score"] == 8
+    assert alone["alice"]["score"] == INTRO_FULL
     # No wrong answer gains a point: each hostile notebook scores what its own answers earn.
     wrong = together["carol"]["score"]  # the score of the wrong softmax they all hand in
-    assert wrong < 8
+    assert wrong < INTRO_FULL
     for name in stubs:
         assert together[name]["score"] == wrong, together[name]
     assert together["bfloat"]["questions"][0]["points"] == 0
     assert any("bfloat16" in f["why"] for f in together["bfloat"]["questions"][0]["failed"])
     assert together["liar"]["questions"][2]["points"] == 0
-    assert [q["points"] for q in together["jsonbomb"]["questions"]] == [3, 2, 0]
+    assert [q["points"] for q in together["jsonbomb"]["questions"]][:3] == [3, 2, 0]
     # The memory hog is stopped; what it defined before still counts.
-    assert together["hog"]["score"] == 8, together["hog"]
+    assert together["hog"]["score"] == INTRO_FULL, together["hog"]
     assert any("MemoryError" in c["error"] for c in together["hog"]["cells"])
     # No file outside the scratch area changed, nothing reached the network, nothing survives.
     assert _tree_digest(PACKAGE) == package_before

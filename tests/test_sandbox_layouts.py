@@ -16,6 +16,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import INTRO_FULL
 
 from bertbook import sandbox
 from bertbook.integrity import PACKAGE
@@ -81,7 +82,7 @@ def assert_full_marks(done, results) -> None:
     assert [(r["student"], r["status"], r["sandbox"]) for r in results] == [
         ("alice", "graded", "bubblewrap")
     ]
-    assert results[0]["score"] == results[0]["max_score"] == 8, results
+    assert results[0]["score"] == results[0]["max_score"] == INTRO_FULL, results
     assert results[0]["cells"] == [], results  # the asset cache's marker was readable
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import INTRO_FULL
 
 from bertbook import sandbox
 from bertbook.maint import ROOT
@@ -69,9 +70,9 @@ def test_a_jail_cannot_write_more_than_its_tmpfs_and_leaves_nothing_behind(tmp_p
     paths = ["big", "/tmp/big", "/dev/shm/big"]
     _notebook(folder, "filler", [FILL.format(path=p) for p in paths])
     results = _grade(folder, tmp_path / "r.json")
-    assert results["alice"]["score"] == 8 and results["alice"]["cells"] == []
+    assert results["alice"]["score"] == INTRO_FULL and results["alice"]["cells"] == []
     assert _errors(results["filler"]) == ["OSError: [Errno 28] No space left on device"] * 3
-    assert results["filler"]["score"] == 8  # what it defined before still counts
+    assert results["filler"]["score"] == INTRO_FULL  # what it defined before still counts
     assert not list(tmp_path.rglob("big"))
 
 
@@ -89,7 +90,7 @@ def test_shared_memory_and_children_count_against_the_memory_limit(tmp_path):
     _notebook(folder, "shared", [SHARED])
     _notebook(folder, "children", [CHILDREN])
     results = _grade(folder, tmp_path / "r.json")
-    assert results["alice"]["score"] == 8 and results["alice"]["cells"] == []
+    assert results["alice"]["score"] == INTRO_FULL and results["alice"]["cells"] == []
     assert _errors(results["shared"]) == [
         "killed: its processes together used more than the memory limit"
     ]
@@ -98,4 +99,4 @@ def test_shared_memory_and_children_count_against_the_memory_limit(tmp_path):
     assert "children ended by signals" in _errors(results["children"])[0]
     assert "9" in _errors(results["children"])[0]  # SIGKILL: the cgroup's limit
     for name in ("shared", "children"):
-        assert results[name]["score"] == 8  # what it defined before still counts
+        assert results[name]["score"] == INTRO_FULL  # what it defined before still counts

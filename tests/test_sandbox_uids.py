@@ -11,6 +11,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import INTRO_FULL
 
 from bertbook import sandbox
 from bertbook.maint import ROOT
@@ -112,6 +113,8 @@ def test_a_run_holding_every_thread_of_its_uid_does_not_stop_another_run(tmp_pat
         hog_out, hog_err = hog.communicate(timeout=300)
     assert honest.returncode == 0, honest.stdout[-2000:] + honest.stderr[-2000:]
     alice = json.loads((tmp_path / "b.json").read_text())
-    assert [(r["student"], r["status"], r["score"]) for r in alice] == [("alice", "graded", 8)]
+    assert [(r["student"], r["status"], r["score"]) for r in alice] == [
+        ("alice", "graded", INTRO_FULL)
+    ]
     assert hog.returncode == 0, hog_err[-2000:]
-    assert json.loads((tmp_path / "a.json").read_text())[0]["score"] == 8
+    assert json.loads((tmp_path / "a.json").read_text())[0]["score"] == INTRO_FULL
