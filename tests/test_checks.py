@@ -144,7 +144,23 @@ def test_a_forbidden_call_scores_zero_with_its_name():
     )
 
 
-def test_a_check_in_a_kernel_prints_no_warning():
+# A check of each kind that printed the warning: Chapter 6's (a right answer) and Chapter 4's,
+# whose cases import transformers (a wrong answer, before any hint).
+_KERNEL_CHECKS = {
+    "06_gpt2": (
+        "probs = lambda x: torch.softmax(x, -1)\n"
+        "check('q6', lambda x, p: x.masked_fill(probs(x) < p * probs(x).amax(-1, True), -torch.inf))\n",
+        "q6: 2/2 points",
+    ),
+    "04_bert": (
+        "check('q2', lambda hidden, pooler_w, pooler_b, w, b: hidden[:, 0, :1])\n",
+        "q2: 0/2 points",
+    ),
+}
+
+
+@pytest.mark.parametrize("exercise", list(_KERNEL_CHECKS))
+def test_a_check_in_a_kernel_prints_no_warning(exercise):
     """Issue 26: every check of Chapters 4 and 6 printed 'TqdmWarning: IProgress not found'
     (transformers imports tqdm.auto, which warns in a kernel without ipywidgets)."""
     import nbformat
@@ -153,17 +169,18 @@ def test_a_check_in_a_kernel_prints_no_warning():
 
     from bertbook.maint import ROOT
 
+    call, score = _KERNEL_CHECKS[exercise]
     cell = (
         "import sys\n"
         "sys.modules['ipywidgets'] = None  # as on Binder: tqdm.auto finds no IProgress\n"
         "import torch\n"
         "from bertbook.checks import checker\n"
-        "check = checker('06_gpt2')\n"
-        "probs = lambda x: torch.softmax(x, -1)\n"
-        "check('q6', lambda x, p: x.masked_fill(probs(x) < p * probs(x).amax(-1, True), -torch.inf))\n"
+        f"check = checker({exercise!r})\n" + call
     )
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(cell)])
     NotebookClient(nb, timeout=300, resources={"metadata": {"path": str(ROOT)}}).execute()
     outputs = nb.cells[0].outputs
-    assert any("q6: 2/2 points" in o.get("text", "") for o in outputs), outputs
+    text = "".join(o.get("text", "") for o in outputs)
+    assert score in text and "Hint" not in text, outputs
+    assert "Warning" not in text, outputs
     assert not [o for o in outputs if o.get("name") == "stderr"], outputs

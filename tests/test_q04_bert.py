@@ -3,7 +3,6 @@ against a search of every pair, the aligned labels against the tokenizer's own w
 
 import random
 
-import pytest
 from transformers import BertTokenizerFast
 
 from bertbook.questions import q04_bert as q04
@@ -44,30 +43,6 @@ def test_aligned_labels_follow_the_tokenizers_word_ids(tmp_path):
             want.append(-100 if word_id is None or word_id == previous else labels[word_id])
             previous = word_id
         assert q04._align(tokens, labels) == want, tokens
-
-
-def test_the_check_prints_no_tqdm_warning_in_a_notebook():
-    """Issue 26: every check of Chapter 4 printed 'TqdmWarning: IProgress not found' (its cases
-    import transformers, whose tqdm.auto warns in a kernel without ipywidgets)."""
-    import nbformat
-
-    nbclient = pytest.importorskip("nbclient")  # not a package dependency
-
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [
-        nbformat.v4.new_code_cell(
-            "import torch\n"
-            "from bertbook.checks import checker\n"
-            "check = checker('04_bert')\n"
-            "check('q2', lambda hidden, pooler_w, pooler_b, w, b: hidden[:, 0, :1])"
-        )
-    ]
-    nbclient.NotebookClient(nb, timeout=300, kernel_name="python3").execute()
-    text = "".join(o.get("text", "") for o in nb.cells[0].outputs)
-    assert "q2: 0/2 points" in text and "Hint" not in text
-    assert "Warning" not in text and not [
-        o for o in nb.cells[0].outputs if o.get("name") == "stderr"
-    ]
 
 
 def test_the_grader_names_the_independent_argmax_and_the_parts_of_the_span(tmp_path):
