@@ -29,9 +29,11 @@ HARD_LIMIT = 2e9  # bytes: Binder's ceiling, which a chapter must run under (RLI
 # 15% above it), so that it cannot grow unseen while it is being brought down. Remove an entry (and the
 # test then holds the chapter to MEMORY_BUDGET) once the chapter fits.
 NOT_YET_WITHIN = {
-    "book/04_bert.ipynb": 2.5e9,  # 2.17 GB measured by this sampler, in fine-tuning
-    "book/05_distilbert.ipynb": 2.1e9,  # 1.77 GB, in the timing of both models
-    "book/06_gpt2.ipynb": 2.1e9,  # 1.88 GB, the whole training text encoded at once
+    # Ceilings from the last session's peaks (2.17, 1.77, 1.88 GB); the latest CI run measured
+    # 1.93, 1.58 and 1.29 GB.
+    "book/04_bert.ipynb": 2.5e9,  # in fine-tuning
+    "book/05_distilbert.ipynb": 2.1e9,  # was the timing of both models; now not located
+    "book/06_gpt2.ipynb": 2.1e9,  # after training: the KV timing and the data-parallel workers
 }
 
 
