@@ -12,7 +12,7 @@ import os
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.utils.checkpoint import checkpoint
+from torch.utils.checkpoint import checkpoint as recompute_in_backward
 
 from bertbook.attention import MultiHeadAttention
 from bertbook.tokenization import BPE_PRETOKENIZER, bpe_encode, train_bpe
@@ -97,7 +97,7 @@ class BertEncoder(nn.Module):
         states, attentions = [self.embeddings(ids, segments)], []
         for layer in self.layers:
             if self.checkpointing and torch.is_grad_enabled():
-                x, weights = checkpoint(layer, states[-1], mask, use_reentrant=False)
+                x, weights = recompute_in_backward(layer, states[-1], mask, use_reentrant=False)
             else:
                 x, weights = layer(states[-1], mask)
             states.append(x)
