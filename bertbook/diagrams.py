@@ -311,11 +311,11 @@ def task_heads(qa_tokens, start, end, tag_tokens, tags):
     label(ax, 0.1, 9.05, "question answering: a span head", ha="left", fontsize=10,
           weight="bold")  # fmt: skip
     xs = stack(4.9, qa_tokens, "linear C → 2 at every token")
-    for row, (name, values) in enumerate([("start", start), ("end", end)]):
+    s, e = (max(range(len(v)), key=lambda i: v[i]) for v in (start, end))  # the two argmaxes
+    for row, (name, values, best) in enumerate([("start", start, s), ("end", end, e)]):
         y = 7.6 + (1 - row) * 0.55
         label(ax, 0.1, y + 0.25, f"{name} (B, T)", ha="left", fontsize=8)
         lo, hi = min(values), max(values)
-        best = max(range(len(values)), key=lambda i: values[i])
         for x, v in zip(xs, values):
             share = 0.0 if hi == lo else (v - lo) / (hi - lo)
             face = plt.get_cmap("Oranges")(0.05 + 0.75 * share)
@@ -326,7 +326,6 @@ def task_heads(qa_tokens, start, end, tag_tokens, tags):
                                    edgecolor=INK, linewidth=1.6))  # fmt: skip
     for x in xs:
         arrow(ax, (x, 7.27), (x, 7.58), color=MUTED, width=0.8)
-    s, e = (max(range(len(v)), key=lambda i: v[i]) for v in (start, end))
     answer = " ".join(qa_tokens[s : e + 1]) if s <= e else "(none: end before start)"
     label(ax, 0.1, 4.55, f"answer: argmax of start to argmax of end = “{answer}”", ha="left",
           fontsize=9)  # fmt: skip
