@@ -12,7 +12,8 @@ holds what every model needs around it (as nanoGPT keeps ``train.py`` apart from
   from, ``weights_id``; the library versions); ``save_state`` writes it. Which code and recipe
   make a model is the model's chapter's to say: Chapter 4 keys its fine-tuned classifier
   (``bertbook.bert.teacher_path``) for Chapter 5. This module names no model.
-- **Memory**: ``release_memory`` gives freed memory back to the operating system.
+- **Memory**: ``release_memory`` gives freed memory back to the operating system;
+  ``map_large_blocks`` makes glibc give back every large tensor as soon as it is freed.
 - **Statistics**: ``bootstrap_interval`` (percentile bootstrap, paired when given differences).
 - **Timing**: one timer for every chapter. ``median_time`` reports the median of repeated calls;
   ``side_by_side`` times several functions interleaved in one run, so that a load that comes and
@@ -233,6 +234,28 @@ def release_memory() -> bool:
     trim(0)
     return True
 
+
+
+def map_large_blocks(threshold: int = 1 << 20) -> bool:
+    """Have glibc's malloc serve every block of ``threshold`` bytes or more with pages of its own,
+    returned to the operating system the moment the block is freed.
+
+    By default glibc raises that threshold each time a large block is freed (up to 32 MB), so a
+    training loop's activations and gradients, whose sizes change with every batch of another
+    length, end up in one heap whose freed holes stay resident: Chapter 4's fine-tuning peaked
+    0.4 GB higher without this (measured in the chapter's kernel). Setting the threshold fixes
+    it for the rest of the process. True where the C library has ``mallopt`` (Linux with glibc);
+    elsewhere nothing happens and the answer is False."""
+    import ctypes
+    import ctypes.util
+
+    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's malloc.h
+    try:
+        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return False
+    # The trim threshold as well: freed memory at the heap's top goes back past 1 MB too.
+    return bool(mallopt(M_MMAP_THRESHOLD, threshold)) and bool(mallopt(M_TRIM_THRESHOLD, threshold))
 
 # -------------------------------------------------------------------------------- statistics
 
