@@ -13,7 +13,7 @@ holds what every model needs around it (as nanoGPT keeps ``train.py`` apart from
   make a model is the model's chapter's to say: Chapter 4 keys its fine-tuned classifier
   (``bertbook.bert.teacher_path``) for Chapter 5. This module names no model.
 - **Memory**: ``release_memory`` gives freed memory back to the operating system;
-  ``map_large_blocks`` makes glibc give back every large tensor as soon as it is freed.
+  ``large_blocks_mapped`` makes glibc give back every large tensor as soon as it is freed.
 - **Statistics**: ``bootstrap_interval`` (percentile bootstrap, paired when given differences).
 - **Timing**: one timer for every chapter. ``median_time`` reports the median of repeated calls;
   ``side_by_side`` times several functions interleaved in one run, so that a load that comes and
@@ -33,6 +33,7 @@ import statistics
 import textwrap
 import time
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -115,14 +116,15 @@ def train_classifier(model, encodings, labels, steps, lr, batch_size=32, seed=0,
     sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_linear(steps))
     losses = []
     model.train()
-    for batch in training_batches(encodings, steps, batch_size, seed):
-        loss = loss_fn(model(*pad(encodings, batch, device=device)), batch)
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        losses.append(loss.item())
+    with large_blocks_mapped():  # batches of every length: no scattered holes left resident
+        for batch in training_batches(encodings, steps, batch_size, seed):
+            loss = loss_fn(model(*pad(encodings, batch, device=device)), batch)
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            losses.append(loss.item())
     model.eval()
     return losses
 
@@ -235,17 +237,9 @@ def release_memory() -> bool:
     return True
 
 
-
-def map_large_blocks(threshold: int = 1 << 20) -> bool:
-    """Have glibc's malloc serve every block of ``threshold`` bytes or more with pages of its own,
-    returned to the operating system the moment the block is freed.
-
-    By default glibc raises that threshold each time a large block is freed (up to 32 MB), so a
-    training loop's activations and gradients, whose sizes change with every batch of another
-    length, end up in one heap whose freed holes stay resident: Chapter 4's fine-tuning peaked
-    0.4 GB higher without this (measured in the chapter's kernel). Setting the threshold fixes
-    it for the rest of the process. True where the C library has ``mallopt`` (Linux with glibc);
-    elsewhere nothing happens and the answer is False."""
+def _mallopt(mmap_threshold: int) -> bool:
+    """Set glibc's mmap threshold (blocks of at least this many bytes get pages of their own)
+    and its trim threshold (twice it, glibc's own rule). False where there is no ``mallopt``."""
     import ctypes
     import ctypes.util
 
@@ -254,8 +248,30 @@ def map_large_blocks(threshold: int = 1 << 20) -> bool:
         mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
     except (OSError, AttributeError):
         return False
-    # The trim threshold as well: freed memory at the heap's top goes back past 1 MB too.
-    return bool(mallopt(M_MMAP_THRESHOLD, threshold)) and bool(mallopt(M_TRIM_THRESHOLD, threshold))
+    return bool(mallopt(M_MMAP_THRESHOLD, mmap_threshold)) and bool(
+        mallopt(M_TRIM_THRESHOLD, 2 * mmap_threshold)
+    )
+
+
+@contextmanager
+def large_blocks_mapped(threshold: int = 1 << 20):
+    """Within the block, glibc's malloc serves every block of ``threshold`` bytes or more with
+    pages of its own, which go back to the operating system the moment the block is freed.
+
+    By default glibc raises that threshold each time a large block is freed (up to 32 MB), so a
+    training loop's activations and gradients, whose sizes change with every batch of another
+    length, end up in one heap whose freed holes stay resident: Chapter 4's fine-tuning peaked
+    0.5 GB higher without this (1.86 against 1.29 GB, measured in the chapter's kernel). The
+    price is a page fault per fresh page (about 10% of that fine-tuning's time), so only the
+    loops that need it use it. On leaving, the threshold stays at glibc's ceiling of 32 MB. Yields
+    True where the C library has ``mallopt`` (Linux with glibc); elsewhere nothing changes."""
+    mapped = _mallopt(threshold)
+    try:
+        yield mapped
+    finally:
+        if mapped:
+            _mallopt(32 << 20)
+
 
 # -------------------------------------------------------------------------------- statistics
 

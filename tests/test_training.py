@@ -222,22 +222,22 @@ print(before - rss())
     assert int(out.stdout) > 200 * 2**20  # most of the 875 MB freed comes back
 
 
-
 @pytest.mark.parametrize("mapped", [True, False])
-def test_map_large_blocks_returns_freed_tensors_at_once(mapped):
+def test_large_blocks_mapped_returns_freed_tensors_at_once(mapped):
     """In a fresh process: once a large block has been freed, glibc serves 2 MB tensors from its
-    heap, where freeing every other one gives nothing back; after map_large_blocks each has its
+    heap, where freeing every other one gives nothing back; in large_blocks_mapped each has its
     own pages, and the same frees return about half of what they hold (the control run shows
     that the difference is the call's)."""
     import subprocess
 
     script = f"""
 import torch
-from bertbook.training import map_large_blocks
+import contextlib
+from bertbook.training import large_blocks_mapped
 def rss():
     return int(open("/proc/self/statm").read().split()[1]) * 4096
-if {mapped}:
-    assert map_large_blocks()
+block = large_blocks_mapped() if {mapped} else contextlib.nullcontext(True)
+block.__enter__()
 big = torch.ones(4 * 2**20)  # 16 MB: freeing it raises glibc's own threshold to 16 MB
 del big
 blocks = [torch.ones(512 * 1024) for _ in range(100)]  # 2 MB each, 200 MB
@@ -253,6 +253,7 @@ print(before - rss())
         assert returned > 90 * 2**20
     else:
         assert returned < 20 * 2**20  # the control: without the call the holes stay resident
+
 
 # ---------------------------------------------------------------------------------- statistics
 
