@@ -29,11 +29,13 @@ HARD_LIMIT = 2e9  # bytes: Binder's ceiling, which a chapter must run under (RLI
 # 15% above it), so that it cannot grow unseen while it is being brought down. Remove an entry (and the
 # test then holds the chapter to MEMORY_BUDGET) once the chapter fits.
 NOT_YET_WITHIN = {
-    # Ceilings from the last session's peaks (2.17, 1.77, 1.88 GB); the latest CI run measured
-    # 1.93, 1.58 and 1.29 GB.
-    "book/04_bert.ipynb": 2.5e9,  # in fine-tuning
-    "book/05_distilbert.ipynb": 2.1e9,  # was the timing of both models; now not located
-    "book/06_gpt2.ipynb": 2.1e9,  # after training: the KV timing and the data-parallel workers
+    # Peaks measured in each chapter's kernel (sampled every 50 ms) after this round's cuts
+    # (train_classifier inside large_blocks_mapped; Chapter 5 frees the teacher while its
+    # students train): 1.65e9, 1.26e9 and 1.39e9 bytes (Chapter 6 unchanged); the CI run's
+    # high-water marks are in _build/kernel-peaks.json. Ceilings about 20% above.
+    "book/04_bert.ipynb": 2.0e9,  # in fine-tuning: MiniLM, its gradients and AdamW's state
+    "book/05_distilbert.ipynb": 1.5e9,  # in the students' training
+    "book/06_gpt2.ipynb": 1.7e9,  # after training: the KV timing and the data-parallel workers
 }
 
 

@@ -28,6 +28,7 @@ LOGS = Path(os.environ.get("BERTBOOK_TEST_LOGS") or BUILD).resolve()
 GLUE_LOG = LOGS / "glue-nbval.jsonl"
 FIGURE_LOG = LOGS / "figure-text.jsonl"
 FIGURE_CELL = LOGS / "figure-text-cell.json"  # the notebook cell nbval is running
+PEAKS_LOG = LOGS / "kernel-peaks.json"  # NOTEBOOK_PEAKS, for a reader of the run (CI prints it)
 IPYTHONDIR = LOGS / "ipython"  # nbval's kernels' IPython profile: the start-up file only
 LAST = (
     "test_determinism.py",
@@ -97,6 +98,7 @@ class NbvalWatcher:
                 notebook = Path(str(item.fspath)).relative_to(ROOT).as_posix()
                 NOTEBOOK_PEAKS[notebook] = self.sampler.stop()
                 self.sampler = None
+                PEAKS_LOG.write_text(json.dumps(NOTEBOOK_PEAKS, indent=1) + "\n")
 
 
 def pytest_collection_modifyitems(session, config, items):

@@ -255,6 +255,18 @@ print(before - rss())
         assert returned < 20 * 2**20  # the control: without the call the holes stay resident
 
 
+def test_large_blocks_mapped_blocks_nest():
+    """An inner block leaves the outer one's threshold in force: a loop inside a mapped load
+    (a caller may wrap a whole fine-tuning, whose train_classifier opens its own block)."""
+    from bertbook import training
+
+    with training.large_blocks_mapped(1 << 20):
+        with training.large_blocks_mapped(1 << 21):
+            assert training._mapped_threshold == [1 << 20, 1 << 21]
+        assert training._mapped_threshold == [1 << 20]
+    assert training._mapped_threshold == []
+
+
 # ---------------------------------------------------------------------------------- statistics
 
 
