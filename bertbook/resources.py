@@ -31,9 +31,10 @@ HARD_LIMIT = 2e9  # bytes: Binder's ceiling, which a chapter must run under (RLI
 NOT_YET_WITHIN = {
     # Peaks measured in each chapter's kernel (sampled every 50 ms) after this round's cuts
     # (train_classifier inside large_blocks_mapped; Chapter 5 frees the teacher while its
-    # students train): 1.65e9, 1.26e9 and 1.39e9 bytes (Chapter 6 unchanged); the CI run's
-    # high-water marks are in _build/kernel-peaks.json. Ceilings about 20% above.
-    "book/04_bert.ipynb": 2.0e9,  # in fine-tuning: MiniLM, its gradients and AdamW's state
+    # students train): in the memory test's own runs, Chapter 4 1.61e9 and 1.76e9 bytes,
+    # Chapter 5 1.27e9 twice, Chapter 6 1.40e9 (unchanged); CI prints each run's peaks
+    # (_build/kernel-peaks.json). Ceilings about 20% above the highest.
+    "book/04_bert.ipynb": 2.1e9,  # in fine-tuning: MiniLM, its gradients and AdamW's state
     "book/05_distilbert.ipynb": 1.5e9,  # in the students' training
     "book/06_gpt2.ipynb": 1.7e9,  # after training: the KV timing and the data-parallel workers
 }
