@@ -224,29 +224,31 @@ def release_memory() -> None:
     counts it. ``malloc_trim`` returns them, where the C library has it (Linux with glibc);
     elsewhere only the garbage collector runs. Returns nothing: a chapter cell that ends with it
     prints nothing."""
-    import ctypes
-    import ctypes.util
     import gc
 
     gc.collect()
+    trim = _glibc("malloc_trim")
+    if trim is not None:
+        trim(0)
+
+
+def _glibc(name: str):
+    """The C library's function ``name``, or None where it has none (not glibc)."""
+    import ctypes
+    import ctypes.util
+
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        trim = libc.malloc_trim
+        return getattr(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6"), name)
     except (OSError, AttributeError):
-        return
-    trim(0)
+        return None
 
 
 def _mallopt(mmap_threshold: int) -> bool:
     """Set glibc's mmap threshold (blocks of at least this many bytes get pages of their own)
     and its trim threshold (twice it, glibc's own rule). False where there is no ``mallopt``."""
-    import ctypes
-    import ctypes.util
-
     M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's malloc.h
-    try:
-        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
-    except (OSError, AttributeError):
+    mallopt = _glibc("mallopt")
+    if mallopt is None:
         return False
     return bool(mallopt(M_MMAP_THRESHOLD, mmap_threshold)) and bool(
         mallopt(M_TRIM_THRESHOLD, 2 * mmap_threshold)
