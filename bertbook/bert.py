@@ -344,6 +344,9 @@ def fine_tune_sentiment(checkpoint, recipe=TEACHER_RECIPE, device="cpu"):
     encodings = encode_sentences(tok, sentences, recipe["max_length"])
     torch.manual_seed(recipe["seed"])  # the head's initial weights and the dropout draws
     model = SentimentClassifier(BertEncoder.from_hf(checkpoint)).to(device)
+    # The word-embedding table (half the weights) stays as pretrained: no gradients or AdamW
+    # state for it, and a rare word's row is not moved by the few sentences that contain it.
+    model.encoder.embeddings.token.weight.requires_grad_(False)
     steps, lr, batch_size, seed = (recipe[k] for k in ("steps", "lr", "batch_size", "seed"))
     model.encoder.checkpointing = True  # the same numbers, with less memory held for backward
     losses = train_classifier(model, encodings, labels, steps, lr, batch_size, seed)

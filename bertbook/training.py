@@ -132,11 +132,12 @@ def train_classifier(model, encodings, labels, steps, lr, batch_size=32, seed=0,
 @torch.no_grad()
 def predict(model, encodings, batch_size=128):
     """(N, ...) outputs of ``model(ids, mask)`` in eval mode, in the order of ``encodings``
-    (batches of similar lengths, so little padding)."""
+    (batches of similar lengths, so little padding). The longest batch runs first: each later
+    batch's tensors are no larger, so they fit in the memory the earlier ones freed."""
     model.eval()
     device = next(model.parameters()).device
     out = None
-    for batch in length_batches(encodings, batch_size):
+    for batch in reversed(length_batches(encodings, batch_size)):
         y = model(*pad(encodings, batch, device=device)).cpu()  # (B, ...)
         if out is None:
             out = torch.zeros(len(encodings), *y.shape[1:], dtype=y.dtype)
@@ -266,11 +267,14 @@ def large_blocks_mapped(threshold: int = 1 << 20):
     in the chapter's kernel: 1.86 GB at its peak without this, 1.54 GB with it around the loop).
     The price is a page fault per fresh page: nothing measurable in that fine-tuning, but 30-70%
     more time for loops of small tensors or for inference, so only the classifier loops use it.
-    Blocks nest; on leaving the outermost, the threshold stays at glibc's ceiling of 32 MB.
+    Entering trims the heap first (``release_memory``). Blocks nest; on leaving the outermost,
+    the threshold stays at glibc's ceiling of 32 MB.
     Yields True where the C library has ``mallopt`` (Linux with glibc); elsewhere nothing
     changes."""
     previous = _mapped_threshold[-1] if _mapped_threshold else 32 << 20
     mapped = _mallopt(threshold)
+    if mapped:
+        release_memory()  # first hand back what is free now (e.g. what loading a model left)
     _mapped_threshold.append(threshold)
     try:
         yield mapped

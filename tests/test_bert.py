@@ -378,6 +378,23 @@ def test_without_a_cache_the_teacher_is_trained_cached_then_loaded(tmp_path, mon
         assert torch.equal(a, b), name
 
 
+def test_fine_tuning_keeps_the_word_embedding_table_and_trains_the_rest(tmp_path, monkeypatch):
+    """The recipe freezes the word-embedding table (Chapter 4 says why): its rows come back
+    exactly as pretrained, while the layers, the other embeddings and the head move."""
+    from bertbook import assets, bert
+
+    checkpoint = str(_tiny_checkpoint(tmp_path))
+    sentences = ["the cat sat", "a dog ran fast", "the mat", "slow cat"] * 4
+    monkeypatch.setattr(assets, "load_movie_reviews", lambda split: (sentences, [1, 0] * 8, None))
+    recipe = {"steps": 3, "lr": 1e-2, "batch_size": 4, "max_length": 8, "seed": 0}
+    pretrained = BertEncoder.from_hf(checkpoint).state_dict()
+    tuned, _, _ = bert.fine_tune_sentiment(checkpoint, recipe)
+    encoder = tuned.encoder.state_dict()
+    assert torch.equal(encoder["embeddings.token.weight"], pretrained["embeddings.token.weight"])
+    moved = [k for k in pretrained if not torch.equal(encoder[k], pretrained[k])]
+    assert "embeddings.position.weight" in moved and any(k.startswith("layers.") for k in moved)
+
+
 def _smallest_text_at_content_width(fig, content_width=7.5):
     """The smallest font size (pt) of the figure's texts when it is shown 7.5 in wide."""
     import matplotlib.text

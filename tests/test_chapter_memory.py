@@ -46,6 +46,46 @@ def test_over_budget_names_the_notebooks_past_it(monkeypatch):
     assert not over_budget({"book/99_next.ipynb": int(ceiling - 1e7)})
 
 
+# A parent that imports torch and starts two children that import it too, as Chapter 6's
+# kernel starts its data-parallel workers; it prints a line once both are up.
+_FAMILY = textwrap.dedent(
+    """
+    import subprocess, sys, time
+    import torch
+    child = "import sys, time, torch; print(flush=True); time.sleep(60)"
+    kids = [subprocess.Popen([sys.executable, "-c", child], stdout=subprocess.PIPE) for _ in "ab"]
+    for k in kids:
+        k.stdout.readline()
+    print("up", flush=True)
+    time.sleep(60)
+    """
+)
+
+
+def test_the_peak_counts_pages_a_kernel_shares_with_its_workers_once():
+    """Three processes map PyTorch's library: the plain sum of resident sizes counts its pages
+    three times, the peak (proportional set sizes) once, and never less than the parent's own
+    high-water mark or than any one process alone."""
+    parent = subprocess.Popen([sys.executable, "-c", _FAMILY], stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout.readline().strip() == "up"
+        sampler = resources.PeakMemory(parent.pid, interval=0.1).start()
+        import psutil
+
+        family = [psutil.Process(parent.pid), *psutil.Process(parent.pid).children()]
+        largest = max(p.memory_info().rss for p in family)
+        peak = sampler.stop()
+        parent_hwm = resources.high_water_mark(parent.pid)
+    finally:
+        for child in psutil.Process(parent.pid).children():
+            child.kill()
+        parent.kill()
+        parent.wait()
+    assert len(family) == 3
+    assert sampler.peak_rss_sum - peak > 50e6  # torch's shared pages, counted once not three times
+    assert peak > largest and peak >= parent_hwm > 0
+
+
 # Runs in a child process whose limit every process it starts (the kernel) inherits.
 _UNDER_LIMIT = textwrap.dedent(
     """

@@ -117,6 +117,20 @@ def test_predict_keeps_the_input_order():
     torch.testing.assert_close(got, expected)
 
 
+def test_predict_runs_the_longest_batch_first_each_batch_as_length_batches_makes_it():
+    """Longest first, so that later batches fit in the memory the earlier ones freed; the same
+    batches as length_batches, so every sentence's output is what it was in sorted order."""
+    encodings, _ = _task(50)
+    widths = []
+    model = _Bag().eval()
+    forward = model.forward
+    model.forward = lambda ids, mask: widths.append(ids.shape[1]) or forward(ids, mask)
+    predict(model, encodings, batch_size=8)
+    batches = length_batches(encodings, 8)
+    assert widths == [max(len(encodings[i]) for i in b) for b in reversed(batches)]
+    assert widths[0] == max(len(e) for e in encodings) and widths != sorted(widths)
+
+
 # ------------------------------------------------------------------------------------- caching
 
 
