@@ -69,14 +69,13 @@ class PeakMemory:
             return
         for p in processes:
             try:
-                resident = p.memory_info().rss
                 try:
-                    share = getattr(p.memory_full_info(), "pss", resident)
+                    memory = p.memory_full_info()  # rss, and pss where the platform has it
                 except psutil.AccessDenied:
-                    share = resident  # a process whose page map is not ours to read
+                    memory = p.memory_info()  # a process whose page map is not ours to read
             except psutil.Error:
                 continue  # ended between the listing and the reading
-            rss, pss = rss + resident, pss + share
+            rss, pss = rss + memory.rss, pss + getattr(memory, "pss", memory.rss)
         self.peak_rss_sum = max(self.peak_rss_sum, rss)
         # VmHWM: the kernel's own peak, which sampling can miss between two samples.
         self.peak = max(self.peak, pss, high_water_mark(self.process.pid))

@@ -66,12 +66,12 @@ def test_the_peak_counts_pages_a_kernel_shares_with_its_workers_once():
     """Three processes map PyTorch's library: the plain sum of resident sizes counts its pages
     three times, the peak (proportional set sizes) once, and never less than the parent's own
     high-water mark or than any one process alone."""
+    import psutil
+
     parent = subprocess.Popen([sys.executable, "-c", _FAMILY], stdout=subprocess.PIPE, text=True)
     try:
         assert parent.stdout.readline().strip() == "up"
         sampler = resources.PeakMemory(parent.pid, interval=0.1).start()
-        import psutil
-
         family = [psutil.Process(parent.pid), *psutil.Process(parent.pid).children()]
         largest = max(p.memory_info().rss for p in family)
         peak = sampler.stop()
