@@ -9,6 +9,10 @@
   and checks that every text is at least 8 pt at the book's content width.
 * ``built_book`` gives the path of ``_build/html``; tests that need it skip when the book has
   not been built, unless ``BERTBOOK_REQUIRE_BOOK=1`` (set by CI), where they fail instead.
+* The notebooks run first, then the package's tests, then the checks above. When the notebooks
+  are done, ``notebooks-done`` appears beside the logs: CI starts its other test sessions then,
+  beside the package's tests (which wait on kernels half of the time), never beside a chapter,
+  whose two OpenMP threads spin between operations and stall when another process takes a core.
 """
 
 import json
@@ -29,6 +33,7 @@ GLUE_LOG = LOGS / "glue-nbval.jsonl"
 FIGURE_LOG = LOGS / "figure-text.jsonl"
 FIGURE_CELL = LOGS / "figure-text-cell.json"  # the notebook cell nbval is running
 PEAKS_LOG = LOGS / "kernel-peaks.json"  # NOTEBOOK_PEAKS, for a reader of the run (CI prints it)
+NOTEBOOKS_DONE = LOGS / "notebooks-done"  # written when the first test after them starts
 IPYTHONDIR = LOGS / "ipython"  # nbval's kernels' IPython profile: the start-up file only
 LAST = (
     "test_determinism.py",
@@ -42,6 +47,7 @@ NOTEBOOK_PEAKS: dict[str, int] = {}  # peak resident bytes of each one's kernel 
 
 def pytest_configure(config):
     LOGS.mkdir(parents=True, exist_ok=True)
+    NOTEBOOKS_DONE.unlink(missing_ok=True)
     GLUE_LOG.write_text("")
     os.environ["BERTBOOK_GLUE_LOG"] = str(GLUE_LOG)  # inherited by nbval's kernels
     FIGURE_LOG.write_text("")
@@ -68,7 +74,10 @@ class NbvalWatcher:
 
     @pytest.hookimpl(trylast=True)  # after the runner's setup, which starts the kernel
     def pytest_runtest_setup(self, item):
-        if type(item).__name__ != "IPyNbCell":
+        if not is_notebook(item):
+            if not NOTEBOOKS_DONE.exists():
+                os.environ.pop("BERTBOOK_GLUE_LOG", None)  # the kernels of later tests log nothing
+                NOTEBOOKS_DONE.write_text("")
             return
         notebook = Path(str(item.fspath)).relative_to(ROOT).as_posix()
         if notebook not in NOTEBOOKS_RUN:
@@ -90,7 +99,7 @@ class NbvalWatcher:
 
     @pytest.hookimpl(tryfirst=True)  # before the last cell's teardown stops the kernel
     def pytest_runtest_teardown(self, item, nextitem):
-        if type(item).__name__ != "IPyNbCell":
+        if not is_notebook(item):
             return
         if nextitem is None or nextitem.parent is not item.parent:
             FIGURE_CELL.unlink(missing_ok=True)  # kernels of other tests record nothing
@@ -101,8 +110,15 @@ class NbvalWatcher:
                 PEAKS_LOG.write_text(json.dumps(NOTEBOOK_PEAKS, indent=1) + "\n")
 
 
+def is_notebook(item) -> bool:
+    return type(item).__name__ == "IPyNbCell"
+
+
 def pytest_collection_modifyitems(session, config, items):
-    items.sort(key=lambda item: Path(str(item.fspath)).name in LAST)
+    # The notebooks, then the package's tests, then LAST (a stable sort: each keeps its order).
+    items.sort(
+        key=lambda item: 0 if is_notebook(item) else 1 + (Path(str(item.fspath)).name in LAST)
+    )
 
 
 def exercise_points(exercise: str) -> dict[str, float]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT
+from conftest import BUILD, NOTEBOOKS_DONE, ROOT
 
 WORKFLOWS = ROOT / ".github" / "workflows"
 
@@ -79,22 +79,31 @@ def test_pages_publishes_the_built_book_from_main():
     assert deploy["steps"][0]["uses"].startswith("actions/deploy-pages@")
 
 
-def test_ci_script_runs_the_newest_and_the_oldest_sets_after_the_tests():
+def test_ci_script_runs_the_other_sessions_once_make_test_has_run_the_notebooks():
     lines = (ROOT / ".ci" / "run").read_text().splitlines()
     order = [
         line.split(" >")[0]
         for line in lines
         if line.startswith(("BERTBOOK_REQUIRE_BOOK=1 make test", "make test-", "scripts/test_"))
+        or line.startswith("while [[ ! -e _build/notebooks-done ]]")
     ]
     assert order == [
-        "BERTBOOK_REQUIRE_BOOK=1 make test",
+        "BERTBOOK_REQUIRE_BOOK=1 make test &",
+        'while [[ ! -e _build/notebooks-done ]] && kill -0 "$test_pid" 2>/dev/null; do sleep 5; done',
         "scripts/test_grader_layout.sh",
         "make test-latest",
         "make test-oldest",
     ]
-    # The last three run side by side, and CI waits for each and fails if any failed.
+    # The marker CI waits for is the one a session writes in its default log folder, _build.
+    assert (
+        NOTEBOOKS_DONE.name == "notebooks-done"
+        and (BUILD / NOTEBOOKS_DONE.name).relative_to(ROOT).as_posix() == "_build/notebooks-done"
+    )
+    # The last three run side by side, and CI waits for each, and for make test, and fails if
+    # any failed.
     assert sum("& pids+=" in line for line in lines) == 3
     assert any(line.strip().startswith('wait "${pids[$i]}" || failed+=') for line in lines)
+    assert 'wait "$test_pid" || failed+=("make test")' in lines
 
 
 def test_every_chapter_runs_weekly_on_the_newest_versions_torch_included():
