@@ -25,6 +25,7 @@ Shapes follow minGPT's notation: ``B`` batch, ``T`` sequence length, ``C`` width
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import inspect
 import json
@@ -233,15 +234,22 @@ def release_memory() -> None:
         trim(0)
 
 
-def _glibc(name: str):
-    """The C library's function ``name``, or None where it has none (not glibc)."""
+@functools.cache
+def _libc():
+    """The C library, looked up once (``find_library`` runs ``ldconfig`` in a child process, and
+    ``release_memory`` runs after every heavy section), or None where it cannot be loaded."""
     import ctypes
     import ctypes.util
 
     try:
-        return getattr(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6"), name)
-    except (OSError, AttributeError):
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
         return None
+
+
+def _glibc(name: str):
+    """The C library's function ``name``, or None where it has none (not glibc)."""
+    return getattr(_libc(), name, None)
 
 
 def _mallopt(mmap_threshold: int) -> bool:
