@@ -40,6 +40,7 @@ LAST = (
     "test_figure_text.py",
     "test_chapter_memory.py",
     "test_book_html.py",
+    "test_pdf.py",  # .ci/run prints the PDF beside the first notebooks
 )
 NOTEBOOKS_RUN: set[str] = set()  # the notebooks nbval ran in this session
 NOTEBOOK_PEAKS: dict[str, int] = {}  # peak resident bytes of each one's kernel and its processes

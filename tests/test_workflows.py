@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import BUILD, NOTEBOOKS_DONE, ROOT
+from conftest import BUILD, LAST, NOTEBOOKS_DONE, ROOT
 
 WORKFLOWS = ROOT / ".github" / "workflows"
 
@@ -84,16 +84,19 @@ def test_ci_script_runs_the_other_sessions_once_make_test_has_run_the_notebooks(
     order = [
         line.split(" >")[0]
         for line in lines
-        if line.startswith(("BERTBOOK_REQUIRE_BOOK=1 make test", "make test-", "scripts/test_"))
+        if line.startswith(("make pdf", "BERTBOOK_REQUIRE_BOOK=1 make test", "nice -n 2 "))
         or line.startswith("while [[ ! -e _build/notebooks-done ]]")
     ]
     assert order == [
+        "make pdf",
         "BERTBOOK_REQUIRE_BOOK=1 make test &",
         'while [[ ! -e _build/notebooks-done ]] && kill -0 "$test_pid" 2>/dev/null; do sleep 5; done',
-        "scripts/test_grader_layout.sh",
-        "make test-latest",
-        "make test-oldest",
+        "nice -n 2 scripts/test_grader_layout.sh",
+        "nice -n 2 make test-latest",
+        "nice -n 2 make test-oldest",
     ]
+    # The PDF's tests run after the package's, when the PDF printed beside the notebooks is done.
+    assert "test_pdf.py" in LAST
     # The marker CI waits for is the one a session writes in its default log folder, _build.
     assert (
         NOTEBOOKS_DONE.name == "notebooks-done"
