@@ -302,10 +302,13 @@ def _run_notebook(sub: Submission, prepared: list[Prepared], settings: Settings,
         for p in prepared:
             try:
                 report.results.append(_call_question(box, p, settings.call_timeout))
-            except Exception as err:  # the grader's own bug costs one question
-                report.results.append(
-                    _not_defined(p.question, f"grader error ({type(err).__name__})")
-                )
+            except Exception as err:
+                # The grader's own fault, not the notebook's: no score (an empty cell in every
+                # output) and a status that says so, never a zero that looks earned.
+                why = f"{type(err).__name__}: {str(err)[:200]}"
+                report.results.append(_not_defined(p.question, f"grader error ({why})"))
+                if not report.grader_error:
+                    report.status = f"{GRADER_ERROR}: grading {p.question.id} failed ({why})"
         report.kernel_restarts = box.restarts
     return report
 
