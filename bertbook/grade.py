@@ -31,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -305,7 +306,8 @@ def _run_notebook(sub: Submission, prepared: list[Prepared], settings: Settings,
             except Exception as err:
                 # The grader's own fault, not the notebook's: no score (an empty cell in every
                 # output) and a status that says so, never a zero that looks earned.
-                why = f"{type(err).__name__}: {str(err)[:200]}"
+                where = traceback.extract_tb(err.__traceback__)[-1]  # for the bug report
+                why = f"{type(err).__name__}: {str(err)[:200]}, {Path(where.filename).name}:{where.lineno}"
                 report.results.append(_not_defined(p.question, f"grader error ({why})"))
                 if not report.grader_error:
                     report.status = f"{GRADER_ERROR}: grading {p.question.id} failed ({why})"

@@ -186,6 +186,7 @@ def test_a_fault_of_the_grader_on_one_question_is_a_grader_error_never_a_zero(mo
     report = grade_notebook(SOLUTION, **FAST)
     assert report.grader_error and report.points is None
     assert "q2" in report.status and "SystemError" in report.status
+    assert "test_grade.py:" in report.status  # where it was raised, for the bug report
     assert {r.question: r.points for r in report.results if r.question != "q2"} == {
         "q1": 3,
         "q3": 3,
