@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import wire
+from . import safe_ast, wire
 
 
 @dataclass
@@ -335,7 +335,7 @@ def forbidden_calls(source: str, forbidden: tuple[str, ...]) -> list[str]:
     if not forbidden:
         return []
     try:
-        tree = ast.parse(textwrap.dedent(source))
+        tree = safe_ast.parse(textwrap.dedent(source))  # threads grade side by side
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return []
     used = set()
