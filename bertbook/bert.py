@@ -91,12 +91,13 @@ class BertEncoder(nn.Module):
         self.embeddings = BertEmbeddings(vocab_size, d_model, max_len, eps=eps, dropout=dropout)
         layers = [BertLayer(d_model, n_heads, d_ff, eps, dropout) for _ in range(n_layers)]
         self.layers = nn.ModuleList(layers)
-        self.checkpointing = False  # True: keep less for backward, recompute it (see fine-tuning)
+        self.recompute_above = None  # n: a batch of more than n tokens recomputes (see fine-tuning)
 
     def forward(self, ids, mask=None, segments=None):
+        recompute = self.recompute_above is not None and ids.numel() > self.recompute_above
         states, attentions = [self.embeddings(ids, segments)], []
         for layer in self.layers:
-            if self.checkpointing and torch.is_grad_enabled():
+            if recompute and torch.is_grad_enabled():
                 x, weights = recompute_in_backward(layer, states[-1], mask, use_reentrant=False)
             else:
                 x, weights = layer(states[-1], mask)
@@ -327,6 +328,9 @@ class SentimentClassifier(nn.Module):
 
 
 TEACHER_RECIPE = {"steps": 100, "lr": 1.5e-4, "batch_size": 32, "max_length": 64, "seed": 0}
+# Memory, not results: a batch of more tokens (B * T) than this keeps only its layers' inputs
+# for the backward pass and recomputes the rest (the longest batch holds 32 * 64 = 2,048).
+RECOMPUTE_ABOVE = 1024
 
 
 def fine_tune_sentiment(checkpoint, recipe=TEACHER_RECIPE, device="cpu"):
@@ -348,9 +352,9 @@ def fine_tune_sentiment(checkpoint, recipe=TEACHER_RECIPE, device="cpu"):
     # state for it, and a rare word's row is not moved by the few sentences that contain it.
     model.encoder.embeddings.token.weight.requires_grad_(False)
     steps, lr, batch_size, seed = (recipe[k] for k in ("steps", "lr", "batch_size", "seed"))
-    model.encoder.checkpointing = True  # the same numbers, with less memory held for backward
+    model.encoder.recompute_above = RECOMPUTE_ABOVE  # the same numbers, less memory
     losses = train_classifier(model, encodings, labels, steps, lr, batch_size, seed)
-    model.encoder.checkpointing = False
+    model.encoder.recompute_above = None
     return model.eval(), tok, losses
 
 

@@ -446,28 +446,31 @@ def test_chapter_4_diagrams_are_readable_at_the_page_width(draw):
     plt.close(fig)
 
 
-def test_checkpointing_gives_the_same_training_and_less_held_for_backward():
-    """Fine-tuning with checkpointing on: the same losses, weights and random stream (dropout is
-    replayed), and fewer tensors saved for the backward pass."""
+def test_recomputation_gives_the_same_training_and_less_held_for_backward():
+    """Fine-tuning with recomputation (gradient checkpointing) for every batch, for the longer
+    batches only, or for none: the same losses, weights and random stream (dropout is replayed);
+    a batch of more tokens than ``recompute_above`` saves less for the backward pass, a batch of
+    at most that many saves what it would without."""
     from bertbook.training import train_classifier
 
     encodings = [[2] + [5 + (i * 7 + j) % 100 for j in range(3 + i % 9)] + [3] for i in range(64)]
     labels = [i % 2 for i in range(64)]
     results = {}
-    for on in (False, True):
+    for above in (None, 0, 100):  # never; every batch; the batches of more than 100 tokens
         torch.manual_seed(0)
         model = SentimentClassifier(BertEncoder.from_hf(_bert()))
-        model.encoder.checkpointing = on
+        model.encoder.recompute_above = above
         losses = train_classifier(model, encodings, labels, steps=4, lr=1e-3, batch_size=16)
-        results[on] = (losses, model.state_dict(), torch.rand(1))
-    assert results[True][0] == results[False][0]
-    for k, v in results[False][1].items():
-        assert torch.equal(results[True][1][k], v), k
-    assert torch.equal(results[True][2], results[False][2])
+        results[above] = (losses, model.state_dict(), torch.rand(1))
+    for above in (0, 100):
+        assert results[above][0] == results[None][0]
+        for k, v in results[None][1].items():
+            assert torch.equal(results[above][1][k], v), k
+        assert torch.equal(results[above][2], results[None][2])
 
-    def saved_bytes(on):
+    def saved_bytes(above):
         model = SentimentClassifier(BertEncoder.from_hf(_bert())).train()
-        model.encoder.checkpointing = on
+        model.encoder.recompute_above = above
         total = 0
 
         def pack(t):
@@ -475,9 +478,10 @@ def test_checkpointing_gives_the_same_training_and_less_held_for_backward():
             total += t.numel() * t.element_size()
             return t
 
-        ids = torch.randint(5, 120, (8, 30))
+        ids = torch.randint(5, 120, (8, 30))  # (B, T): 240 tokens
         with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
             model(ids, torch.ones_like(ids))
         return total
 
-    assert saved_bytes(True) < saved_bytes(False) / 2
+    assert saved_bytes(239) < saved_bytes(None) / 2
+    assert saved_bytes(240) == saved_bytes(None)

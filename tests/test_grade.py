@@ -1,5 +1,10 @@
 """The grader: full marks for the solution, zero for the untouched exercise, and a score (never
-a crash, a hang or a changed file) for broken, slow and hostile notebooks."""
+a crash, a hang or a changed file) for broken, slow and hostile notebooks.
+
+Tests marked ``grading_logic`` check how a notebook is scored, which does not depend on where the
+repository, the venv or the temporary files are: the grader's second layout
+(scripts/test_grader_layout.sh) runs the others, which start jails, kernels and the command line
+from there; `make test` and both version sets run them all."""
 
 import csv
 import hashlib
@@ -57,6 +62,7 @@ def test_every_untouched_exercise_scores_zero(exercise):
     assert all(r.note == "not implemented yet" for r in report.results)
 
 
+@pytest.mark.grading_logic
 def test_a_wrong_answer_gets_partial_credit_with_reasons(tmp_path):
     def naive_softmax(cells):  # right on small inputs, NaN on large ones
         i = _code_index(cells, "def softmax")
@@ -71,6 +77,7 @@ def test_a_wrong_answer_gets_partial_credit_with_reasons(tmp_path):
     assert _points(report)["q3"] == 3
 
 
+@pytest.mark.grading_logic
 def test_error_cell_costs_only_what_depends_on_it(tmp_path):
     def break_q3(cells):
         i = _code_index(cells, "def cosine_similarity")
@@ -108,6 +115,7 @@ def test_sys_exit_and_os_exit_are_survived(tmp_path):
     assert any(c.status == "died" for c in report.cells)
 
 
+@pytest.mark.grading_logic
 def test_megabytes_of_output_and_fake_scores(tmp_path):
     def noisy(cells):
         cells.append(
@@ -145,6 +153,7 @@ def test_megabytes_of_output_and_fake_scores(tmp_path):
     assert [q["points"] for q in data[0]["questions"]] == [3, 2, 0.75, *INTRO_BEYOND.values()]
 
 
+@pytest.mark.grading_logic
 def test_a_function_that_hangs_or_returns_junk_scores_zero(tmp_path):
     def hostile(cells):
         i = _code_index(cells, "def softmax_with")
@@ -171,6 +180,7 @@ def test_the_submitted_file_is_never_changed(tmp_path):
     assert hashlib.sha256(path.read_bytes()).hexdigest() == before
 
 
+@pytest.mark.grading_logic
 def test_a_fault_of_the_grader_on_one_question_is_a_grader_error_never_a_zero(monkeypatch):
     """Grading a question can fail in the grader itself (seen once: a SystemError in the newest
     versions' set under load). The notebook then has no score and a status that names the
@@ -243,6 +253,7 @@ def test_unusable_input_is_one_line_and_exit_2(tmp_path, content, message):
     assert len(done.stderr.strip().splitlines()) == 1 and message in done.stderr
 
 
+@pytest.mark.grading_logic
 def test_the_grader_names_a_mistake_and_charges_it_once(tmp_path):
     def first_axis(cells):
         i = _code_index(cells, "def softmax(")
@@ -255,6 +266,7 @@ def test_the_grader_names_a_mistake_and_charges_it_once(tmp_path):
     assert q2.points == q2.max_points  # it calls the student's softmax: graded with the reference
 
 
+@pytest.mark.grading_logic
 def test_a_forbidden_call_scores_zero_in_the_grader(tmp_path):
     nb = nbformat.read(str(ROOT / "solutions" / "06_gpt2.ipynb"), as_version=4)
     i = _code_index(nb.cells, "def causal_attention")
@@ -308,6 +320,7 @@ HIDDEN_FORBIDDEN = {
 }
 
 
+@pytest.mark.grading_logic
 def test_a_forbidden_call_is_seen_however_it_is_reached(tmp_path):
     cls = tmp_path / "class"
     for name, answer in HIDDEN_FORBIDDEN.items():
