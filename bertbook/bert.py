@@ -330,7 +330,7 @@ class SentimentClassifier(nn.Module):
 TEACHER_RECIPE = {"steps": 100, "lr": 1.5e-4, "batch_size": 32, "max_length": 64, "seed": 0}
 # Memory, not results: a batch of more tokens (B * T) than this keeps only its layers' inputs
 # for the backward pass and recomputes the rest (the longest batch holds 32 * 64 = 2,048).
-RECOMPUTE_ABOVE = 1024
+RECOMPUTE_ABOVE = 768
 
 
 def fine_tune_sentiment(checkpoint, recipe=TEACHER_RECIPE, device="cpu"):

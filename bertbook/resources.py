@@ -28,13 +28,10 @@ HARD_LIMIT = 2e9  # bytes: Binder's ceiling, which a chapter must run under (RLI
 # Chapters not yet brought within MEMORY_BUDGET with a margin, each held near its last measured
 # peak, so that it cannot grow unseen while it is being brought down. Remove an entry (and the
 # test then holds the chapter to MEMORY_BUDGET) once the chapter fits with room to spare.
-NOT_YET_WITHIN = {
-    # Chapter 4 peaks in fine-tuning, within the budget but without a margin: 1.198e9 bytes in
-    # nbval, 1.19e9 and 1.16e9 in two runs of benchmarks/chapter_resources.py (after freezing
-    # the word-embedding table, large blocks mapped, oneDNN's shape cache off); 1.14e9 (the
-    # kernel's VmHWM) once the reference model's file mapping was freed (-86 MB) and only the
-    # batches of more than RECOMPUTE_ABOVE tokens recompute (+0.1 GB, 23 s less). Held at 1.3e9.
-    "book/04_bert.ipynb": 1.3e9,
+NOT_YET_WITHIN: dict[str, float] = {
+    # Empty: every chapter fits. Chapter 4, the last one held here (at 1.3e9, after peaks of
+    # 1.16e9 to 1.198e9 in fine-tuning), peaks at 1.11e9 since its reference model's file
+    # mapping is freed and only batches of more than RECOMPUTE_ABOVE tokens recompute.
 }
 
 
