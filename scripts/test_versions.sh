@@ -81,7 +81,8 @@ mkdir -p "$BERTBOOK_TEST_LOGS/tmp"
 export TMPDIR=$BERTBOOK_TEST_LOGS/tmp
 
 # The package's own tests; those of the book build, the launch environments, the workflows
-# and the tools of the pinned environment (ruff, actionlint, uv, Chromium) stay with `make test`.
+# and the tools of the pinned environment (ruff, actionlint, uv, Chromium, the chapters' benchmark,
+# which needs nbclient) stay with `make test`.
 # So do the jail's limits, uids and layouts (tests/test_sandbox_{limits,uids,layouts}.py): they
 # test bubblewrap and the kernel, which no Python package's version changes, and take a third
 # of the grader's test time; the grader's own behaviour (every solution, the hostile class, the
@@ -91,7 +92,8 @@ export TMPDIR=$BERTBOOK_TEST_LOGS/tmp
   --ignore=tests/test_determinism.py --ignore=tests/test_lint.py \
   --ignore=tests/test_launch_envs.py --ignore=tests/test_workflows.py \
   --ignore=tests/test_install.py --ignore=tests/test_maint.py \
-  --ignore=tests/test_repository_url.py --ignore=tests/test_sandbox_limits.py \
+  --ignore=tests/test_repository_url.py --ignore=tests/test_chapter_resources.py \
+  --ignore=tests/test_sandbox_limits.py \
   --ignore=tests/test_sandbox_uids.py --ignore=tests/test_sandbox_layouts.py
 echo "[$kind] package tests passed after $(( $(date +%s) - start )) s"
 
